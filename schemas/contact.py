@@ -11,7 +11,6 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
-
 from vocflow.schemas.common import (
     SCHEMA_VERSION,
     Identifier,
@@ -64,13 +63,19 @@ class Payload(StrictModel):
     wait_seconds: Seconds | None = Field(
         default=None, description="Time in queue before answer or abandon."
     )
-    talk_seconds: Seconds | None = Field(default=None, description="Talk/handle time, hold excluded.")
+    talk_seconds: Seconds | None = Field(
+        default=None, description="Talk/handle time, hold excluded."
+    )
     hold_seconds: Seconds | None = Field(default=None, description="Total time on hold.")
-    after_work_seconds: Seconds | None = Field(default=None, description="After-contact work (话后处理).")
+    after_work_seconds: Seconds | None = Field(
+        default=None, description="After-contact work (话后处理)."
+    )
     transfer_to: ShortName | None = Field(default=None, description="Queue the contact moved to.")
     csat: int | None = Field(default=None, ge=1, le=5, description="Satisfaction, 1-5.")
     nps: int | None = Field(default=None, ge=0, le=10, description="Likelihood to recommend, 0-10.")
-    fcr: bool | None = Field(default=None, description="Customer says the issue was resolved first time.")
+    fcr: bool | None = Field(
+        default=None, description="Customer says the issue was resolved first time."
+    )
 
 
 # event type -> (fields that must all be present, fields of which one must be present)
@@ -137,7 +142,8 @@ class ContactEvent(StrictModel):
             return self
         all_of, one_of = required
         present = {
-            name for name, value in (self.payload or Payload()).model_dump().items()
+            name
+            for name, value in (self.payload or Payload()).model_dump().items()
             if value is not None
         }
         missing = sorted(all_of - present)

@@ -7,7 +7,6 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
-
 from vocflow.schemas.common import SCHEMA_VERSION, StrictModel, Timestamp
 
 
@@ -46,7 +45,9 @@ class DeadLetter(StrictModel):
     stage: str = Field(description="Pipeline stage that rejected it (normalize, enrich, ...).")
     errors: list[FieldError] = Field(default_factory=list)
     source: SourceRef
-    original_b64: str = Field(description="The original bytes, base64; truncated only if oversized.")
+    original_b64: str = Field(
+        description="The original bytes, base64; truncated only if oversized."
+    )
     original_size: int
     truncated: bool = False
     rejected_at: Timestamp

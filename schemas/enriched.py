@@ -10,7 +10,6 @@ from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
-
 from vocflow.schemas.common import SCHEMA_VERSION, Identifier, ShortName, StrictModel, Timestamp
 from vocflow.schemas.contact import ContactEvent
 
@@ -35,9 +34,12 @@ class CustomerProfile(StrictModel):
 class TextAnalysis(StrictModel):
     language: Literal["zh", "en", "mixed", "none"] = "none"
     keywords: list[str] = Field(default_factory=list, description="Top keywords, best first.")
-    sentiment: float = Field(default=0.0, ge=-1.0, le=1.0, description="-1 very negative .. 1 very positive.")
+    sentiment: float = Field(
+        default=0.0, ge=-1.0, le=1.0, description="-1 very negative .. 1 very positive."
+    )
     pii_masked: dict[str, int] = Field(
-        default_factory=dict, description="How many of each PII kind were masked (phone, id, card, email)."
+        default_factory=dict,
+        description="How many of each PII kind were masked (phone, id, card, email).",
     )
 
 
@@ -73,4 +75,6 @@ class Tags(StrictModel):
     category: TagValue
     urgency: Urgency
     urgency_rule_id: str
-    sla_hours: float | None = Field(default=None, gt=0, description="Resolution SLA set by the rules.")
+    sla_hours: float | None = Field(
+        default=None, gt=0, description="Resolution SLA set by the rules."
+    )

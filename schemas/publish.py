@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 from pydantic import BaseModel
-
 from vocflow.schemas import AgentEvent, ContactEvent, DeadLetter, Resolution
 
 PUBLISHED: dict[str, type[BaseModel]] = {
@@ -30,7 +29,9 @@ def render_all() -> dict[str, str]:
         schema = model.model_json_schema(mode="serialization")
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"urn:vocflow:schema:{name}:v1"
-        out[f"{name}.v1.json"] = json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        out[f"{name}.v1.json"] = (
+            json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        )
     return out
 
 

@@ -1,0 +1,46 @@
+"""Pipeline-health metrics, all in the default prometheus-client registry.
+
+Labels are bounded: stage names, logical topic names, DLQ reason codes and
+table names, never ids or free text.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+STAGE_IN = Counter("vocflow_stage_events_in_total", "Events a pipeline stage consumed.", ["stage"])
+STAGE_OUT = Counter(
+    "vocflow_stage_events_out_total",
+    "Events a stage produced, by output topic.",
+    ["stage", "topic"],
+)
+DLQ = Counter(
+    "vocflow_dlq_events_total", "Events sent to the dead-letter topic.", ["stage", "reason"]
+)
+SINK_ROWS = Counter("vocflow_sink_rows_total", "Rows written to ClickHouse.", ["table"])
+SINK_BATCH_ROWS = Histogram(
+    "vocflow_sink_batch_rows",
+    "Rows per ClickHouse insert.",
+    ["table"],
+    buckets=(1, 10, 100, 1_000, 5_000, 10_000, 20_000, 50_000, 100_000),
+)
+SINK_FLUSH_SECONDS = Histogram(
+    "vocflow_sink_flush_duration_seconds",
+    "Time to insert one batch into ClickHouse.",
+    ["table"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+SINK_FAILURES = Counter(
+    "vocflow_sink_failures_total", "ClickHouse inserts that failed (retried).", ["table"]
+)
+SINK_REJECTS = Counter(
+    "vocflow_sink_rejected_records_total",
+    "Records the sink could not decode (sent to the DLQ).",
+    ["topic"],
+)
+CONSUMER_LAG = Gauge(
+    "vocflow_consumer_lag_messages",
+    "Messages not yet consumed, per group and topic.",
+    ["group", "topic"],
+)
+UP = Gauge("vocflow_worker_up", "1 while the worker process runs its agents.")

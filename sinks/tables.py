@@ -1,0 +1,126 @@
+"""Which topic feeds which ClickHouse table, and how one record becomes one row.
+
+A row function gets the record value and its Kafka coordinates and returns
+the row, or raises ValueError for a record it cannot decode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from vocflow.schemas import ContactEvent, DeadLetter
+from vocflow.streams import topics as T
+
+Row = list[Any]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    table: str
+    source: T.TopicSpec
+    columns: tuple[str, ...]
+    to_row: Callable[[bytes, int, int], Row]
+
+
+def _contact_event_row(value: bytes, partition: int, offset: int) -> Row:
+    try:
+        e = ContactEvent.model_validate_json(value)
+    except ValidationError as exc:
+        raise ValueError(f"not a ContactEvent: {exc.error_count()} error(s)") from None
+    p = e.payload
+    return [
+        e.event_id,
+        e.contact_id,
+        e.customer_id,
+        e.channel.value,
+        e.event_type.value,
+        e.occurred_at,
+        e.queue or "",
+        e.agent_id,
+        len(e.text or ""),
+        p and p.wait_seconds,
+        p and p.talk_seconds,
+        p and p.hold_seconds,
+        p and p.after_work_seconds,
+        p and p.transfer_to,
+        p and p.csat,
+        p and p.nps,
+        p and p.fcr,
+        e.source,
+        e.schema_version,
+        partition,
+        offset,
+    ]
+
+
+def _dead_letter_row(value: bytes, partition: int, offset: int) -> Row:
+    try:
+        d = DeadLetter.model_validate_json(value)
+    except ValidationError as exc:
+        raise ValueError(f"not a DeadLetter: {exc.error_count()} error(s)") from None
+    errors = orjson.dumps([e.model_dump() for e in d.errors]).decode()
+    return [
+        d.reason.value,
+        d.stage,
+        errors,
+        d.source.topic,
+        d.source.partition,
+        d.source.offset,
+        d.original_size,
+        d.rejected_at,
+        partition,
+        offset,
+    ]
+
+
+CONTACT_EVENTS = TableSpec(
+    "contact_events",
+    T.EVENTS,
+    (
+        "event_id",
+        "contact_id",
+        "customer_id",
+        "channel",
+        "event_type",
+        "occurred_at",
+        "queue",
+        "agent_id",
+        "text_chars",
+        "wait_seconds",
+        "talk_seconds",
+        "hold_seconds",
+        "after_work_seconds",
+        "transfer_to",
+        "csat",
+        "nps",
+        "fcr",
+        "source",
+        "schema_version",
+        "kafka_partition",
+        "kafka_offset",
+    ),
+    _contact_event_row,
+)
+DEAD_LETTERS = TableSpec(
+    "dead_letters",
+    T.DLQ,
+    (
+        "reason",
+        "stage",
+        "errors",
+        "source_topic",
+        "source_partition",
+        "source_offset",
+        "original_size",
+        "rejected_at",
+        "kafka_partition",
+        "kafka_offset",
+    ),
+    _dead_letter_row,
+)
+
+ALL: tuple[TableSpec, ...] = (CONTACT_EVENTS, DEAD_LETTERS)

@@ -1,0 +1,195 @@
+"""The Faust application: settings -> app, topics and agents, web pages.
+
+Agents only wire stage functions (normalize, ...) to topics and count what
+passes; the logic lives in the stages, which are tested without Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+from faust.types import EventT
+from mode import Service
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from vocflow.schemas import ContactEvent, FieldError, Reason, SourceRef
+from vocflow.sinks import metrics
+from vocflow.sinks.kafka_sink import ClickHouseSink
+from vocflow.sinks.lag import LagMonitor
+from vocflow.streams import topics as T
+from vocflow.streams.config import Settings
+from vocflow.streams.normalize import STAGE as NORMALIZE
+from vocflow.streams.normalize import dead_letter, normalize
+
+log = logging.getLogger(__name__)
+
+LAG_POLL_SECONDS = 10.0
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+def _raw_topic(app: faust.App, topics: T.Topics, spec: T.TopicSpec) -> faust.TopicT:
+    """Values stay bytes: stages parse and serialize themselves (pydantic + orjson)."""
+    return app.topic(
+        topics.name(spec),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=topics.partitions(spec),
+    )
+
+
+def source_of(event: EventT) -> SourceRef:
+    msg = event.message
+    key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else msg.key
+    return SourceRef(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None,
+        key=key,
+    )
+
+
+class VocflowApp(faust.App):
+    """faust.App plus the handles the web pages and services need."""
+
+    settings_: Settings
+    sink: ClickHouseSink | None
+
+
+def create_app(settings: Settings, sink: ClickHouseSink | None = None) -> VocflowApp:
+    app = VocflowApp(
+        settings.app_id,
+        broker=[f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(",")],
+        store="memory://",
+        autodiscover=False,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=MAX_MESSAGE_BYTES,
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+    )
+    app.settings_ = settings
+    app.sink = sink
+    topics = T.Topics(settings)
+    raw = _raw_topic(app, topics, T.RAW)
+    events_out = _raw_topic(app, topics, T.EVENTS)
+    dlq = _raw_topic(app, topics, T.DLQ)
+
+    @app.agent(raw, name="normalize")
+    async def normalize_agent(stream: faust.StreamT) -> None:
+        stage_in = metrics.STAGE_IN.labels(NORMALIZE)
+        out_ok = metrics.STAGE_OUT.labels(NORMALIZE, T.EVENTS.name)
+        async for event in stream.events():
+            stage_in.inc()
+            raw_value = event.value or b""
+            source = source_of(event)
+            try:
+                result = normalize(raw_value, source, settings.max_event_bytes)
+            except Exception as exc:  # a stage bug must not stop the pipeline
+                log.exception(
+                    "normalize failed on %s[%d]@%d", source.topic, source.partition, source.offset
+                )
+                result = dead_letter(
+                    raw_value,
+                    source,
+                    Reason.processing_error,
+                    [FieldError(loc="", type=type(exc).__name__, msg=str(exc)[:500])],
+                )
+            if isinstance(result, ContactEvent):
+                await events_out.send(
+                    key=result.contact_id.encode(), value=result.model_dump_json().encode()
+                )
+                out_ok.inc()
+            else:
+                await dlq.send(key=event.message.key, value=result.model_dump_json().encode())
+                metrics.DLQ.labels(NORMALIZE, result.reason.value).inc()
+
+    _register_pages(app)
+    _register_services(app, settings, topics)
+    return app
+
+
+def _register_services(app: VocflowApp, settings: Settings, topics: T.Topics) -> None:
+    sink = app.sink
+
+    class PipelineServices(Service):
+        """Runs the ClickHouse sink (when in-process) and the lag poller beside the agents."""
+
+        async def on_start(self) -> None:
+            if sink is not None:
+                await sink.start()
+            metrics.UP.set(1)
+
+        async def on_stop(self) -> None:
+            metrics.UP.set(0)
+            if sink is not None:
+                await sink.stop()
+
+        @Service.task
+        async def _poll_lag(self) -> None:
+            groups = {settings.app_id: [topics.name(T.RAW)]}
+            if sink is not None:
+                groups[sink.group_id] = [topics.name(T.EVENTS), topics.name(T.DLQ)]
+            monitor = LagMonitor(settings.bootstrap_servers, groups)
+            loop = asyncio.get_running_loop()
+            try:
+                while not self.should_stop:
+                    await loop.run_in_executor(None, monitor.poll)
+                    await self.sleep(LAG_POLL_SECONDS)
+            finally:
+                monitor.close()
+
+    app.service(PipelineServices)
+
+
+def counter_values(counter: Any) -> dict[tuple[str, ...], float]:
+    """Label values -> value of a prometheus Counter's `_total` samples."""
+    out = {}
+    for family in counter.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                out[tuple(sample.labels.values())] = sample.value
+    return out
+
+
+def pipeline_stats(app: VocflowApp) -> dict[str, Any]:
+    stage_in = counter_values(metrics.STAGE_IN)
+    stage_out = counter_values(metrics.STAGE_OUT)
+    dlq = counter_values(metrics.DLQ)
+    return {
+        "stages": {
+            stage: {
+                "in": int(value),
+                "out": int(sum(v for (s, _), v in stage_out.items() if s == stage)),
+                "dlq": int(sum(v for (s, _), v in dlq.items() if s == stage)),
+            }
+            for (stage,), value in stage_in.items()
+        },
+        "dlq_by_reason": {f"{s}/{r}": int(v) for (s, r), v in dlq.items()},
+    }
+
+
+def _register_pages(app: VocflowApp) -> None:
+    @app.page("/metrics")
+    async def prometheus_metrics(self: faust.web.View, request: faust.web.Request) -> Any:
+        return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+    @app.page("/healthz")
+    async def healthz(self: faust.web.View, request: faust.web.Request) -> Any:
+        return self.json({"status": "ok", "app": app.conf.id})
+
+    @app.page("/api/stats")
+    async def stats(self: faust.web.View, request: faust.web.Request) -> Any:
+        body = pipeline_stats(app)
+        if app.sink is not None and app.sink.store is not None:
+            loop = asyncio.get_running_loop()
+            body["clickhouse"] = await loop.run_in_executor(None, app.sink.row_counts)
+        return self.json(body)

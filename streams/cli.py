@@ -1,0 +1,343 @@
+"""`vocflow` command line: broker, worker, sink, topics, demo, schemas, sql.
+
+Every command reads settings the same way (defaults < --config/VOCFLOW_CONFIG
+< VOCFLOW_* env < options) and turns errors a user can cause into one clear
+line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from vocflow.streams.config import ConfigError, Settings, load_settings
+
+EXIT_USAGE = 2
+
+log = logging.getLogger("vocflow")
+
+
+class UserError(Exception):
+    """Printed as `vocflow: error: ...` with exit code 2."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        config_file=args.config,
+        data_dir=getattr(args, "data_dir", None),
+        kafka_bootstrap=getattr(args, "bootstrap", None),
+        web_port=getattr(args, "web_port", None),
+    )
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# ---- broker -----------------------------------------------------------------
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from vocflow.streams import broker
+
+    settings = _settings(args)
+    if not settings.uses_local_broker and args.action != "fetch":
+        raise UserError(
+            f"VOCFLOW_KAFKA_BOOTSTRAP is set ({settings.kafka_bootstrap}); the local broker is "
+            "not used. Unset it to manage the local broker."
+        )
+    local = broker.local_broker(settings)
+    try:
+        if args.action == "fetch":
+            path = broker.fetch(quiet=not args.verbose)
+            print(f"Kafka {broker.KAFKA_VERSION} jars in {path}")
+        elif args.action == "up":
+            started = local.up()
+            state = "started" if started else "already running"
+            print(
+                f"Kafka {broker.KAFKA_VERSION} broker {state} on {local.bootstrap} "
+                f"(data: {local.home})"
+            )
+        elif args.action == "down":
+            print("broker stopped" if local.down() else "broker was not running")
+        else:
+            status = local.status()
+            print(json.dumps(status, indent=2))
+            return 0 if status["answers"] else 1
+    except broker.BrokerError as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
+# ---- worker / sink ----------------------------------------------------------
+
+
+def _check_port_free(host: str, port: int, what: str) -> None:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise UserError(
+                f"{what} port {host}:{port} is in use (another worker?); set VOCFLOW_WEB_PORT "
+                "or --web-port"
+            ) from None
+
+
+def _prepare_kafka(settings: Settings) -> None:
+    from vocflow.streams.admin import KafkaUnavailable, ensure_topics
+
+    try:
+        ensure_topics(settings)
+    except KafkaUnavailable as exc:
+        raise UserError(str(exc)) from None
+
+
+def _open_store(settings: Settings):  # type: ignore[no-untyped-def]
+    from vocflow.sinks.clickhouse import ClickHouseError, ClickHouseStore
+
+    try:
+        return ClickHouseStore(settings.clickhouse_dsn, settings.clickhouse_database)
+    except ClickHouseError as exc:
+        raise UserError(str(exc)) from None
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import faust
+    from vocflow.sinks.kafka_sink import ClickHouseSink
+    from vocflow.streams.app import create_app
+
+    settings = _settings(args)
+    _check_port_free(settings.web_host, settings.web_port, "web")
+    _prepare_kafka(settings)
+    sink = None
+    if settings.sink_enabled:
+        sink = ClickHouseSink(settings, store=_open_store(settings))
+    app = create_app(settings, sink=sink)
+    print(
+        f"vocflow worker: kafka {settings.bootstrap_servers}, metrics {settings.web_url}/metrics, "
+        f"clickhouse {settings.clickhouse_dsn if sink else 'off (run `vocflow sink`)'}",
+        flush=True,
+    )
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()
+    return 0
+
+
+def cmd_sink(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from prometheus_client import start_http_server
+    from vocflow.sinks.kafka_sink import ClickHouseSink
+
+    settings = _settings(args)
+    _setup_logging(settings)
+    _check_port_free(settings.web_host, settings.web_port, "metrics")
+    _prepare_kafka(settings)
+    sink = ClickHouseSink(settings, store=_open_store(settings))
+    start_http_server(settings.web_port, addr=settings.web_host)
+    print(
+        f"vocflow sink: {settings.bootstrap_servers} -> {settings.clickhouse_dsn}; "
+        f"metrics {settings.web_url}/metrics",
+        flush=True,
+    )
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await sink.start()
+        done = asyncio.ensure_future(sink.wait())
+        await asyncio.wait(
+            [done, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
+        await sink.stop()
+
+    asyncio.run(run())
+    return 0
+
+
+# ---- topics / schemas / sql -------------------------------------------------
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from vocflow.streams.admin import KafkaUnavailable, describe_topics, ensure_topics
+
+    settings = _settings(args)
+    try:
+        if args.create:
+            created = ensure_topics(settings)
+            print(f"created: {', '.join(created) or 'nothing (all exist)'}")
+        rows = describe_topics(settings)
+    except KafkaUnavailable as exc:
+        raise UserError(str(exc)) from None
+    for row in rows:
+        flag = "" if row["exists"] else "  (missing: run `vocflow topics --create`)"
+        compact = " compacted" if row["compacted"] else ""
+        print(f"{row['topic']:<32} {row['partitions']:>3}p{compact:<10} {row['description']}{flag}")
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from vocflow.schemas.publish import JSON_DIR, render_all, write_all
+
+    if args.check:
+        stale = [
+            name
+            for name, text in render_all().items()
+            if not (JSON_DIR / name).exists() or (JSON_DIR / name).read_text("utf-8") != text
+        ]
+        if stale:
+            raise UserError(f"stale JSON Schema files: {', '.join(stale)}; run `vocflow schemas`")
+        print("JSON Schema files are up to date")
+        return 0
+    for path in write_all():
+        print(path)
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = _open_store(settings)
+    try:
+        rows = store.query_dicts(args.query)
+    except Exception as exc:
+        raise UserError(f"query failed: {str(exc).splitlines()[0][:500]}") from None
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(rows, default=str, ensure_ascii=False))
+    else:
+        for row in rows:
+            print("\t".join(str(v) for v in row.values()))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from vocflow.streams.demo import run_demo
+
+    settings = _settings(args)
+    return run_demo(
+        settings,
+        duration=args.duration,
+        rate=args.rate,
+        malformed_ratio=args.malformed,
+        keep_broker=args.keep_broker,
+        config_file=args.config,
+    )
+
+
+# ---- parser -----------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vocflow",
+        description="Real-time contact-center event pipeline: channel events -> Kafka -> "
+        "Faust agents -> department topics, ClickHouse and Prometheus.",
+        epilog="Settings come from defaults, then --config FILE (YAML) or $VOCFLOW_CONFIG, then "
+        "VOCFLOW_* environment variables (e.g. VOCFLOW_KAFKA_BOOTSTRAP, VOCFLOW_DATA_DIR, "
+        "VOCFLOW_CLICKHOUSE_URL), then options. See docs/operations.md.",
+    )
+    parser.add_argument("--config", type=Path, help="YAML settings file")
+    parser.add_argument("--data-dir", type=Path, help="data directory (default .vocflow)")
+    parser.add_argument("--bootstrap", help="Kafka host:port list; default: the local broker")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "broker",
+        help="fetch, start, stop or check the local Kafka broker",
+        description="Manage the single-node KRaft broker used for development, "
+        "tests and the demo (jars fetched from Maven Central with mvn).",
+    )
+    p.add_argument("action", choices=["fetch", "up", "down", "status"])
+    p.add_argument("-v", "--verbose", action="store_true", help="show Maven's output")
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser(
+        "worker",
+        help="run the Faust agents (and by default the ClickHouse sink)",
+        description="Consume contacts.raw, validate, publish contacts.events, "
+        "dead-letter bad input, write ClickHouse, serve /metrics and /api.",
+    )
+    p.add_argument("--web-port", type=int, help="port of /metrics and /api (default 6066)")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser(
+        "sink",
+        help="run only the Kafka -> ClickHouse sink",
+        description="Own the ClickHouse connection in a process of its own; "
+        "set VOCFLOW_SINK_ENABLED=false on the workers.",
+    )
+    p.add_argument("--web-port", type=int, help="port of /metrics (default 6066)")
+    p.set_defaults(func=cmd_sink)
+
+    p = sub.add_parser("topics", help="list (or --create) the topics vocflow uses")
+    p.add_argument("--create", action="store_true", help="create missing topics first")
+    p.set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("schemas", help="write the JSON Schema files into schemas/json/")
+    p.add_argument("--check", action="store_true", help="only check that they are up to date")
+    p.set_defaults(func=cmd_schemas)
+
+    p = sub.add_parser(
+        "sql",
+        help="run a read query on the configured ClickHouse",
+        description="Opens the embedded ClickHouse directly, so it works only "
+        "while no worker or sink holds it.",
+    )
+    p.add_argument("query")
+    p.add_argument("--json", action="store_true", help="print rows as a JSON array")
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser(
+        "demo",
+        help="broker + worker + live traffic, then a summary",
+        description="Start the local broker (unless VOCFLOW_KAFKA_BOOTSTRAP is "
+        "set), a worker, and a traffic generator; print the URLs; stop after "
+        "--duration seconds or Ctrl-C and print what happened.",
+    )
+    p.add_argument(
+        "--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)"
+    )
+    p.add_argument("--rate", type=float, default=500.0, help="raw events per second (default 500)")
+    p.add_argument(
+        "--malformed",
+        type=float,
+        default=0.01,
+        help="share of deliberately broken input (default 0.01)",
+    )
+    p.add_argument("--keep-broker", action="store_true", help="leave the broker running at the end")
+    p.add_argument("--web-port", type=int, help="worker web port (default 6066)")
+    p.set_defaults(func=cmd_demo)
+
+    return parser
+
+
+def main(argv: list[str] | None = None, exit: Callable[[int], None] = sys.exit) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except (UserError, ConfigError) as exc:
+        print(f"vocflow: error: {exc}", file=sys.stderr)
+        code = EXIT_USAGE
+    except KeyboardInterrupt:
+        code = 130
+    exit(code)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
