@@ -8,11 +8,14 @@ on an event loop run these methods in a thread.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import re
 import threading
 from collections.abc import Sequence
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
@@ -48,7 +51,7 @@ class ClickHouseStore:
             self._client: Client = clickhouse_connect.get_client(dsn=dsn)
         except Exception as exc:
             message = str(exc)
-            if "Cannot lock file" in message or "Another server instance" in message:
+            if _embedded_path_locked(dsn):
                 raise ClickHouseError(
                     f"the embedded ClickHouse at {dsn} is open in another process (a running "
                     "worker or `vocflow sink`); ask that process's HTTP API or stop it first"
@@ -115,6 +118,30 @@ class ClickHouseStore:
     def close(self) -> None:
         with self._lock:
             self._client.close()
+
+
+def _embedded_path_locked(dsn: str) -> bool:
+    """True when another process holds the embedded engine's lock on `<path>/status`.
+
+    chdb prints the lock error to stderr and raises a generic one, so ask the
+    lock itself (ClickHouse takes an exclusive flock on that file).
+    """
+    if not dsn.startswith("chdb://"):
+        return False
+    status = Path(dsn.removeprefix("chdb://").split("?", 1)[0]) / "status"
+    try:
+        fd = os.open(status, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def _statements(sql: str) -> list[str]:

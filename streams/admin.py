@@ -85,9 +85,11 @@ def ensure_topics(settings: Settings, specs: tuple[T.TopicSpec, ...] = T.ALL) ->
 def describe_topics(settings: Settings) -> list[dict[str, object]]:
     """Name, partitions and whether it exists, for `vocflow topics`."""
     topics = T.Topics(settings)
+    names = [topics.name(spec) for spec in T.ALL]
     admin = connect_admin(settings)
     try:
-        meta = {t["topic"]: t for t in admin.describe_topics()}
+        existing = [name for name in names if name in set(admin.list_topics())]
+        meta = {t["name"]: t for t in admin.describe_topics(existing)} if existing else {}
     finally:
         admin.close()
     rows = []

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import faust
+from aiohttp import web
 from faust.types import EventT
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -180,7 +181,8 @@ def pipeline_stats(app: VocflowApp) -> dict[str, Any]:
 def _register_pages(app: VocflowApp) -> None:
     @app.page("/metrics")
     async def prometheus_metrics(self: faust.web.View, request: faust.web.Request) -> Any:
-        return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type=, so set the header as is.
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/healthz")
     async def healthz(self: faust.web.View, request: faust.web.Request) -> Any:
@@ -191,5 +193,8 @@ def _register_pages(app: VocflowApp) -> None:
         body = pipeline_stats(app)
         if app.sink is not None and app.sink.store is not None:
             loop = asyncio.get_running_loop()
-            body["clickhouse"] = await loop.run_in_executor(None, app.sink.row_counts)
+            try:
+                body["clickhouse"] = await loop.run_in_executor(None, app.sink.row_counts)
+            except Exception as exc:  # stats must answer even when ClickHouse does not
+                body["clickhouse_error"] = str(exc).strip().splitlines()[0][:300]
         return self.json(body)

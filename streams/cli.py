@@ -106,9 +106,16 @@ def _open_store(settings: Settings):  # type: ignore[no-untyped-def]
     from vocflow.sinks.clickhouse import ClickHouseError, ClickHouseStore
 
     try:
-        return ClickHouseStore(settings.clickhouse_dsn, settings.clickhouse_database)
+        store = ClickHouseStore(settings.clickhouse_dsn, settings.clickhouse_database)
+        store.migrate()
+        return store
     except ClickHouseError as exc:
         raise UserError(str(exc)) from None
+    except Exception as exc:  # DDL refused: name the store and the first line of the reason
+        reason = str(exc).strip().splitlines()[0][:300]
+        raise UserError(
+            f"ClickHouse at {settings.clickhouse_dsn} refused the schema: {reason}"
+        ) from None
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -86,7 +86,8 @@ class Settings(BaseModel):
 
     @property
     def clickhouse_dsn(self) -> str:
-        return self.clickhouse_url or f"chdb:///{self.data_dir.resolve() / 'clickhouse'}"
+        embedded = (self.data_dir.resolve() / "clickhouse").as_posix()
+        return self.clickhouse_url or f"chdb://{embedded}"
 
     @property
     def web_url(self) -> str:

@@ -165,10 +165,15 @@ def generate(
     kinds: tuple[str, ...] = MALFORMED_KINDS,
     max_bytes: int = 1_000_000,
 ) -> Iterator[Raw]:
-    """Endless stream of raw records; contacts start one second apart in event time."""
+    """Endless stream of raw records; contacts start one second apart in event time.
+
+    Each record is malformed with probability `malformed_ratio` (kinds in turn),
+    so the ratio holds per record, not per contact.
+    """
     rng = random.Random(seed)
     t = start or datetime.now(UTC).replace(microsecond=0)
     n = 0
+    pending: list[dict] = []
     while True:
         n += 1
         if malformed_ratio and rng.random() < malformed_ratio:
@@ -180,12 +185,14 @@ def generate(
                 event_id=kind,
             )
             continue
-        contact_id = f"K{seed}-{n:08d}"
-        for event in contact_lifecycle(rng, contact_id, t):
-            yield Raw(
-                key=contact_id.encode(),
-                value=orjson.dumps(event),
-                valid=True,
-                event_id=str(event["event_id"]),
-            )
-        t += timedelta(seconds=1)
+        if not pending:
+            pending = contact_lifecycle(rng, f"K{seed}-{n:08d}", t)
+            pending.reverse()
+            t += timedelta(seconds=1)
+        event = pending.pop()
+        yield Raw(
+            key=str(event["contact_id"]).encode(),
+            value=orjson.dumps(event),
+            valid=True,
+            event_id=str(event["event_id"]),
+        )

@@ -1,0 +1,90 @@
+"""The normalize agent in Faust's test context: wiring only, no broker.
+
+Sends to output topics are captured by patching Topic.send, as Faust's own
+testing guide does for agents that forward to other topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from unittest.mock import patch
+
+import orjson
+from vocflow.schemas import ContactEvent, DeadLetter
+from vocflow.sinks import metrics
+from vocflow.streams.app import create_app, pipeline_stats
+from vocflow.streams.config import load_settings
+
+GOOD = orjson.dumps(
+    {
+        "event_id": "e-1",
+        "contact_id": "c-9",
+        "channel": "wechat",
+        "event_type": "message",
+        "occurred_at": "2026-11-23T10:00:00+08:00",
+        "text": "流量用完了",
+    }
+)
+
+
+def run_agent(values: list[bytes]) -> list[tuple[str, bytes | None, bytes]]:
+    settings = load_settings(
+        environ={"VOCFLOW_TOPIC_PREFIX": "agenttest.", "VOCFLOW_APP_ID": "agenttest"}
+    )
+    app = create_app(settings)
+    app.finalize()
+    app.flow_control.resume()
+    sent: list[tuple[str, bytes | None, bytes]] = []
+
+    async def fake_send(topic, key=None, value=None, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append((topic.get_topic_name(), key, value))
+
+    async def scenario() -> None:
+        agent = app.agents["normalize"]
+        with patch("faust.topics.Topic.send", new=fake_send):
+            async with agent.test_context() as ctx:
+                for value in values:
+                    await ctx.put(value, key=b"k")
+
+    asyncio.run(scenario())
+    return sent
+
+
+def test_valid_event_goes_to_events_keyed_by_contact() -> None:
+    before = pipeline_stats_in()
+    sent = run_agent([GOOD])
+    assert len(sent) == 1
+    topic, key, value = sent[0]
+    assert (topic, key) == ("agenttest.contacts.events", b"c-9")
+    assert ContactEvent.model_validate_json(value).text == "流量用完了"
+    assert pipeline_stats_in() == before + 1
+
+
+def test_bad_events_go_to_dlq_and_the_agent_keeps_going() -> None:
+    dlq_before = metrics.DLQ.labels("normalize", "bad_json")._value.get()
+    sent = run_agent([b"{oops", b"\xff", GOOD])
+    assert [t for t, _, _ in sent] == [
+        "agenttest.contacts.dlq",
+        "agenttest.contacts.dlq",
+        "agenttest.contacts.events",
+    ]
+    first = DeadLetter.model_validate_json(sent[0][2])
+    second = DeadLetter.model_validate_json(sent[1][2])
+    assert (first.reason.value, second.reason.value) == ("bad_json", "invalid_utf8")
+    assert first.original_bytes() == b"{oops"
+    assert sent[0][1] == b"k"
+    assert first.source.topic == "agenttest.contacts.raw"
+    assert metrics.DLQ.labels("normalize", "bad_json")._value.get() == dlq_before + 1
+
+
+def test_stage_crash_becomes_processing_error() -> None:
+    with patch("vocflow.streams.app.normalize", side_effect=RuntimeError("boom")):
+        sent = run_agent([GOOD])
+    letter = DeadLetter.model_validate_json(sent[0][2])
+    assert letter.reason.value == "processing_error"
+    assert letter.errors[0].msg == "boom"
+    assert letter.original_bytes() == GOOD
+
+
+def pipeline_stats_in() -> int:
+    return pipeline_stats.__globals__["counter_values"](metrics.STAGE_IN).get(("normalize",), 0)

@@ -1,0 +1,117 @@
+"""Helpers for tests against the real broker: a worker process, topic readers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from tests.conftest import free_port
+
+
+def worker_env(bootstrap: str, prefix: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOCFLOW_")}
+    env.update(
+        {
+            "VOCFLOW_KAFKA_BOOTSTRAP": bootstrap,
+            "VOCFLOW_TOPIC_PREFIX": prefix,
+            "VOCFLOW_APP_ID": prefix.rstrip("."),
+            "VOCFLOW_DATA_DIR": str(data_dir),
+            "VOCFLOW_WEB_PORT": str(free_port()),
+            "VOCFLOW_SINK_FLUSH_SECONDS": "0.5",
+            **extra,
+        }
+    )
+    return env
+
+
+def vocflow(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "vocflow.streams.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@contextmanager
+def running_worker(env: dict[str, str], log: Path) -> Iterator[str]:
+    """A `vocflow worker` child process; yields its base URL; stops it with SIGTERM."""
+    url = f"http://127.0.0.1:{env['VOCFLOW_WEB_PORT']}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vocflow.streams.cli", "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+
+            def healthy() -> bool:
+                assert proc.poll() is None, f"worker exited: {log.read_text()[-3000:]}"
+                return get_json(f"{url}/healthz")["status"] == "ok"
+
+            wait_for(healthy, 120, "the worker's /healthz")
+            yield url
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    assert proc.returncode == 0, f"worker exit code {proc.returncode}: {log.read_text()[-3000:]}"
+
+
+def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record currently in `topic`, read as an independent consumer without a group."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in parts]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        records: list[Any] = []
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()

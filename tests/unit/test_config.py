@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from vocflow.streams.config import ConfigError, load_settings
+
+
+def test_defaults() -> None:
+    s = load_settings(environ={})
+    assert s.bootstrap_servers == "127.0.0.1:9092"
+    assert s.uses_local_broker is True
+    assert s.partitions == 6
+    assert s.clickhouse_dsn == f"chdb://{Path('.vocflow').resolve() / 'clickhouse'}"
+    assert s.clickhouse_dsn.startswith("chdb:///")
+    assert s.web_url == "http://127.0.0.1:6066"
+
+
+def test_file_then_env_then_overrides(tmp_path: Path) -> None:
+    f = tmp_path / "vocflow.yaml"
+    f.write_text("partitions: 3\nweb_port: 7000\ntopic_prefix: prod.\n")
+    env = {"VOCFLOW_PARTITIONS": "12", "VOCFLOW_CONFIG": str(f), "OTHER": "x"}
+    s = load_settings(environ=env, web_port=7100)
+    assert (s.partitions, s.web_port, s.topic_prefix) == (12, 7100, "prod.")
+
+
+def test_external_cluster_and_server_clickhouse() -> None:
+    s = load_settings(
+        environ={
+            "VOCFLOW_KAFKA_BOOTSTRAP": "k1:9092,k2:9092",
+            "VOCFLOW_CLICKHOUSE_URL": "http://ch:8123",
+        }
+    )
+    assert s.uses_local_broker is False
+    assert s.bootstrap_servers == "k1:9092,k2:9092"
+    assert s.clickhouse_dsn == "http://ch:8123"
+
+
+def test_bad_file_value_names_file_and_line(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("# comment\npartitions: 3\nweb_port: lots\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config_file=f, environ={})
+    assert f"{f}:3: web_port: Input should be a valid integer" in str(info.value)
+
+
+def test_unknown_setting_in_file(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("partitions: 3\npartitons: 4\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:2: unknown setting 'partitons'"):
+        load_settings(config_file=f, environ={})
+
+
+def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("partitions: 3\nweb_port: [1,\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:3: invalid YAML"):
+        load_settings(config_file=f, environ={})
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(config_file=Path("/nonexistent/v.yaml"), environ={})
+
+
+def test_bad_env_var_is_named() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"VOCFLOW_KAFKA_BOOTSTRAP": "localhost"})
+    assert "environment variable VOCFLOW_KAFKA_BOOTSTRAP: kafka_bootstrap" in str(info.value)
+    assert "'localhost' is not host:port" in str(info.value)
+
+
+def test_bad_clickhouse_scheme() -> None:
+    with pytest.raises(ConfigError, match="must start with chdb://, http:// or https://"):
+        load_settings(environ={"VOCFLOW_CLICKHOUSE_URL": "mysql://x"})
