@@ -12,6 +12,7 @@ import logging
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+
 from vocflow.streams import topics as T
 from vocflow.streams.config import Settings
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from faust.types import EventT
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
 from vocflow.schemas import ContactEvent, FieldError, Reason, SourceRef
 from vocflow.sinks import metrics
 from vocflow.sinks.kafka_sink import ClickHouseSink
@@ -75,6 +76,8 @@ def create_app(settings: Settings, sink: ClickHouseSink | None = None) -> Vocflo
         consumer_auto_offset_reset="earliest",
         producer_max_request_size=MAX_MESSAGE_BYTES,
         producer_acks=-1,
+        # Batch sends a little: per-record requests with acks=all starve the agent.
+        producer_linger=0.005,
         broker_commit_interval=1.0,
     )
     app.settings_ = settings

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import orjson
 from pydantic import ValidationError
+
 from vocflow.schemas import ContactEvent, DeadLetter, FieldError, Reason, SourceRef
 
 STAGE = "normalize"
