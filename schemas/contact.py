@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
+
 from vocflow.schemas.common import (
     SCHEMA_VERSION,
     Identifier,

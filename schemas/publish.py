@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from pydantic import BaseModel
+
 from vocflow.schemas import AgentEvent, ContactEvent, DeadLetter, Resolution
 
 PUBLISHED: dict[str, type[BaseModel]] = {

@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
 from vocflow.schemas import FieldError, Reason, SourceRef
 from vocflow.sinks import metrics
 from vocflow.sinks.clickhouse import ClickHouseStore

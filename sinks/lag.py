@@ -13,6 +13,7 @@ from collections import defaultdict
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
+
 from vocflow.sinks import metrics
 
 log = logging.getLogger(__name__)

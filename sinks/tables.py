@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
+
 from vocflow.schemas import ContactEvent, DeadLetter
 from vocflow.streams import topics as T
 

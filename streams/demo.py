@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaProducer
+
 from vocflow.streams import broker
 from vocflow.streams import topics as T
 from vocflow.streams.config import Settings

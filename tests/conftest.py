@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from vocflow.streams.broker import LocalBroker
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,6 +10,7 @@ import asyncio
 from unittest.mock import patch
 
 import orjson
+
 from vocflow.schemas import ContactEvent, DeadLetter
 from vocflow.sinks import metrics
 from vocflow.streams.app import create_app, pipeline_stats

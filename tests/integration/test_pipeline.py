@@ -12,9 +12,6 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 from kafka import KafkaProducer
-from vocflow.schemas import DeadLetter
-from vocflow.schemas.publish import JSON_DIR
-from vocflow.streams.traffic import EXPECTED_REASON, generate
 
 from tests.integration.conftest import (
     get_json,
@@ -24,6 +21,9 @@ from tests.integration.conftest import (
     wait_for,
     worker_env,
 )
+from vocflow.schemas import DeadLetter
+from vocflow.schemas.publish import JSON_DIR
+from vocflow.streams.traffic import EXPECTED_REASON, generate
 
 pytestmark = pytest.mark.integration
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+
 from vocflow.schemas import ContactEvent, SourceRef
 from vocflow.sinks.clickhouse import ClickHouseStore, migrations
 from vocflow.sinks.tables import CONTACT_EVENTS, DEAD_LETTERS

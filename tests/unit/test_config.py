@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from vocflow.streams.config import ConfigError, load_settings
 
 

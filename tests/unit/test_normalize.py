@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+
 from vocflow.schemas import ContactEvent, DeadLetter, SourceRef
 from vocflow.streams.normalize import MAX_DLQ_ORIGINAL_BYTES, normalize
 from vocflow.streams.traffic import EXPECTED_REASON, MALFORMED_KINDS, generate, malformed

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
+
 from vocflow.schemas import AgentEvent, ContactEvent, DeadLetter, Resolution
 from vocflow.schemas.enriched import CustomerProfile, Tags
 from vocflow.schemas.publish import JSON_DIR, render_all
