@@ -4,7 +4,17 @@ from vocflow.schemas.agent import AgentEvent, AgentState
 from vocflow.schemas.common import SCHEMA_VERSION
 from vocflow.schemas.contact import REQUIRED_PAYLOAD, Channel, ContactEvent, EventType, Payload
 from vocflow.schemas.deadletter import DeadLetter, FieldError, Reason, SourceRef
+from vocflow.schemas.enriched import (
+    CustomerProfile,
+    EnrichedContact,
+    Tags,
+    TagValue,
+    TextAnalysis,
+    Tier,
+    Urgency,
+)
 from vocflow.schemas.resolution import Outcome, Resolution
+from vocflow.schemas.routing import RoutingEnvelope
 
 __all__ = [
     "REQUIRED_PAYLOAD",
@@ -13,12 +23,20 @@ __all__ = [
     "AgentState",
     "Channel",
     "ContactEvent",
+    "CustomerProfile",
     "DeadLetter",
+    "EnrichedContact",
     "EventType",
     "FieldError",
     "Outcome",
     "Payload",
     "Reason",
     "Resolution",
+    "RoutingEnvelope",
     "SourceRef",
+    "TagValue",
+    "Tags",
+    "TextAnalysis",
+    "Tier",
+    "Urgency",
 ]

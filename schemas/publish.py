@@ -11,13 +11,22 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from vocflow.schemas import AgentEvent, ContactEvent, DeadLetter, Resolution
+from vocflow.schemas import (
+    AgentEvent,
+    ContactEvent,
+    CustomerProfile,
+    DeadLetter,
+    Resolution,
+    RoutingEnvelope,
+)
 
 PUBLISHED: dict[str, type[BaseModel]] = {
     "contact_event": ContactEvent,
     "agent_event": AgentEvent,
     "resolution": Resolution,
     "dead_letter": DeadLetter,
+    "routing_envelope": RoutingEnvelope,
+    "customer_profile": CustomerProfile,
 }
 
 JSON_DIR = Path(__file__).parent / "json"

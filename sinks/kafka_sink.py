@@ -70,6 +70,7 @@ class ClickHouseSink:
         self.settings = settings
         self.group_id = f"{settings.app_id}-sink"
         self.store = store
+        self.tables = tables
         topics = T.Topics(settings)
         self._by_topic = {topics.name(t.source): t for t in tables}
         self._dlq_topic = topics.name(T.DLQ)

@@ -44,3 +44,27 @@ CONSUMER_LAG = Gauge(
     ["group", "topic"],
 )
 UP = Gauge("vocflow_worker_up", "1 while the worker process runs its agents.")
+VIEW_REJECTS = Counter(
+    "vocflow_view_rejected_records_total",
+    "Compacted-topic records that failed validation.",
+    ["topic"],
+)
+RULES_RELOADS = Counter(
+    "vocflow_rules_reloads_total", "Rules versions received from config.rules.", ["result"]
+)
+RULES_INFO = Gauge("vocflow_rules_info", "1 for the rules version in force.", ["version"])
+ROUTED = Counter(
+    "vocflow_routed_total",
+    "Contacts routed to a department topic.",
+    ["department", "urgency"],
+)
+REPEATS = Counter("vocflow_repeat_contacts_total", "Contacts flagged as repeat contacts.")
+PII_MASKED = Counter("vocflow_pii_masked_total", "PII items masked in contact texts.", ["kind"])
+OPEN_ITEMS = Gauge(
+    "vocflow_routed_items_open", "Routed items without a resolution.", ["department"]
+)
+OVERDUE_ITEMS = Gauge(
+    "vocflow_routed_items_overdue",
+    "Routed items unresolved past their SLA due time.",
+    ["department"],
+)

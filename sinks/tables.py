@@ -13,8 +13,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from vocflow.schemas import ContactEvent, DeadLetter
+from vocflow.schemas import ContactEvent, DeadLetter, Resolution, RoutingEnvelope
 from vocflow.streams import topics as T
+from vocflow.streams.pii import mask_pii
 
 Row = list[Any]
 
@@ -78,6 +79,66 @@ def _dead_letter_row(value: bytes, partition: int, offset: int) -> Row:
     ]
 
 
+def _routing_row(value: bytes, partition: int, offset: int) -> Row:
+    try:
+        r = RoutingEnvelope.model_validate_json(value)
+    except ValidationError as exc:
+        raise ValueError(f"not a RoutingEnvelope: {exc.error_count()} error(s)") from None
+    t = r.tags
+    return [
+        r.envelope_id,
+        r.contact_id,
+        r.customer_id,
+        r.channel.value,
+        r.event_type.value,
+        r.queue or "",
+        r.occurred_at,
+        r.routed_at,
+        r.department,
+        t.business_type.value,
+        t.support_system.value,
+        t.bearer_network.value,
+        t.category.value,
+        t.urgency.value,
+        t.department.rule_id,
+        t.category.rule_id,
+        t.urgency_rule_id,
+        r.sentiment,
+        r.keywords,
+        r.language,
+        r.text,
+        r.customer_tier.value if r.customer_tier else "",
+        r.customer_city or "",
+        r.customer_known,
+        r.repeat_contact,
+        r.previous_contact_id,
+        r.sla_due_at,
+        r.rules_version,
+        r.reason,
+        partition,
+        offset,
+    ]
+
+
+def _resolution_row(value: bytes, partition: int, offset: int) -> Row:
+    try:
+        r = Resolution.model_validate_json(value)
+    except ValidationError as exc:
+        raise ValueError(f"not a Resolution: {exc.error_count()} error(s)") from None
+    note = mask_pii(r.note)[0] if r.note else ""
+    return [
+        r.event_id,
+        r.contact_id,
+        r.department,
+        r.outcome.value,
+        r.resolved_at,
+        note,
+        r.source,
+        partition,
+        offset,
+    ]
+
+
 CONTACT_EVENTS = TableSpec(
     "contact_events",
     T.EVENTS,
@@ -124,4 +185,59 @@ DEAD_LETTERS = TableSpec(
     _dead_letter_row,
 )
 
-ALL: tuple[TableSpec, ...] = (CONTACT_EVENTS, DEAD_LETTERS)
+ROUTING_LOG = TableSpec(
+    "routing_log",
+    T.ROUTED,
+    (
+        "envelope_id",
+        "contact_id",
+        "customer_id",
+        "channel",
+        "event_type",
+        "queue",
+        "occurred_at",
+        "routed_at",
+        "department",
+        "business_type",
+        "support_system",
+        "bearer_network",
+        "category",
+        "urgency",
+        "department_rule",
+        "category_rule",
+        "urgency_rule",
+        "sentiment",
+        "keywords",
+        "language",
+        "text",
+        "customer_tier",
+        "customer_city",
+        "customer_known",
+        "repeat_contact",
+        "previous_contact_id",
+        "sla_due_at",
+        "rules_version",
+        "reason",
+        "kafka_partition",
+        "kafka_offset",
+    ),
+    _routing_row,
+)
+RESOLUTIONS = TableSpec(
+    "resolutions",
+    T.RESOLUTIONS,
+    (
+        "event_id",
+        "contact_id",
+        "department",
+        "outcome",
+        "resolved_at",
+        "note",
+        "source",
+        "kafka_partition",
+        "kafka_offset",
+    ),
+    _resolution_row,
+)
+
+ALL: tuple[TableSpec, ...] = (CONTACT_EVENTS, DEAD_LETTERS, ROUTING_LOG, RESOLUTIONS)

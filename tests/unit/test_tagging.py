@@ -12,7 +12,7 @@ from vocflow.schemas.enriched import CustomerProfile, EnrichedContact, Tags, Tex
 from vocflow.streams.rules import RuleSet, load_rules
 from vocflow.streams.tagging import matching_rules, tag
 
-DEFAULT_RULES = Path(__file__).resolve().parents[2] / "deploy" / "rules" / "default.yaml"
+DEFAULT_RULES = Path(__file__).resolve().parents[2] / "streams" / "data" / "default_rules.yaml"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
