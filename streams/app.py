@@ -23,22 +23,15 @@ from vocflow.sinks.kafka_sink import ClickHouseSink
 from vocflow.sinks.lag import LagMonitor
 from vocflow.streams import topics as T
 from vocflow.streams.config import Settings
-from vocflow.streams.enrich import enrich
 from vocflow.streams.normalize import STAGE as NORMALIZE
 from vocflow.streams.normalize import dead_letter, normalize
 from vocflow.streams.routing import (
     STAGE as ROUTE,
 )
-from vocflow.streams.routing import (
-    LastIssue,
-    carries_voc_text,
-    previous_contact,
-    repeat_key,
-    route,
-)
+from vocflow.streams.routing import LastIssue, carries_voc_text
 from vocflow.streams.rules import RuleSet, load_rules
-from vocflow.streams.tagging import tag
 from vocflow.streams.views import CompactedView, ProfileStore, RulesHolder
+from vocflow.streams.voc import analyse_and_route
 
 log = logging.getLogger(__name__)
 
@@ -195,25 +188,24 @@ def _register_voc_agent(
             raw_value = event.value or b""
             try:
                 e = ContactEvent.model_validate_json(raw_value)
-                now = datetime.now(UTC)
-                rules = app.rules.current
-                contact = enrich(e, app.profiles, now)
-                for kind, n in contact.analysis.pii_masked.items():
+                result = analyse_and_route(
+                    e,
+                    app.profiles,
+                    app.rules.current,
+                    datetime.now(UTC),
+                    last_issue=lambda key: LastIssue.from_json(last_of(recent[key], window)),
+                    already_routed=bool(last_of(routed[e.contact_id], ROUTED_MEMORY)),
+                    window=window,
+                )
+                for kind, n in result.contact.analysis.pii_masked.items():
                     metrics.PII_MASKED.labels(kind).inc(n)
-                tags = tag(contact, rules)
-                previous = None
-                key = repeat_key(contact.event.customer_id, tags.category.value)
-                if key is not None:
-                    last = LastIssue.from_json(last_of(recent[key], window))
-                    previous = previous_contact(last, e.contact_id, e.occurred_at, window)
-                    if previous is not None:
-                        contact = contact.model_copy(update={"repeat_contact": True})
-                        tags = tag(contact, rules)
-                        metrics.REPEATS.inc()
-                    recent[key] = LastIssue(e.contact_id, e.occurred_at).to_json()
-                if last_of(routed[e.contact_id], ROUTED_MEMORY):
+                if result.previous_contact_id is not None:
+                    metrics.REPEATS.inc()
+                if result.repeat_key is not None:
+                    recent[result.repeat_key] = result.last_issue.to_json()
+                envelope = result.envelope
+                if envelope is None:
                     continue  # the contact's department already has it
-                envelope = route(contact, tags, rules, now, previous)
                 body = envelope.model_dump_json().encode()
                 out = await department_topic(envelope.department)
                 await out.send(key=e.contact_id.encode(), value=body)

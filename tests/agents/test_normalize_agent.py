@@ -51,14 +51,27 @@ def run_agent(values: list[bytes]) -> list[tuple[str, bytes | None, bytes]]:
     return sent
 
 
-def test_valid_event_goes_to_events_keyed_by_contact() -> None:
+def test_valid_event_goes_to_events_keyed_by_contact_and_to_voc() -> None:
     before = pipeline_stats_in()
     sent = run_agent([GOOD])
-    assert len(sent) == 1
-    topic, key, value = sent[0]
-    assert (topic, key) == ("agenttest.contacts.events", b"c-9")
-    assert ContactEvent.model_validate_json(value).text == "流量用完了"
+    assert [(t, k) for t, k, _ in sent] == [
+        ("agenttest.contacts.events", b"c-9"),
+        ("agenttest.contacts.voc", b"c-9"),  # no customer id: keyed by contact
+    ]
+    assert ContactEvent.model_validate_json(sent[0][2]).text == "流量用完了"
+    assert sent[1][2] == sent[0][2]
     assert pipeline_stats_in() == before + 1
+
+
+def test_voc_is_keyed_by_customer_and_skips_events_without_text() -> None:
+    with_customer = orjson.loads(GOOD) | {"customer_id": "C42"}
+    no_text = orjson.loads(GOOD) | {"event_id": "e-2", "text": None}
+    sent = run_agent([orjson.dumps(with_customer), orjson.dumps(no_text)])
+    assert [(t, k) for t, k, _ in sent] == [
+        ("agenttest.contacts.events", b"c-9"),
+        ("agenttest.contacts.voc", b"C42"),
+        ("agenttest.contacts.events", b"c-9"),
+    ]
 
 
 def test_bad_events_go_to_dlq_and_the_agent_keeps_going() -> None:
@@ -68,6 +81,7 @@ def test_bad_events_go_to_dlq_and_the_agent_keeps_going() -> None:
         "agenttest.contacts.dlq",
         "agenttest.contacts.dlq",
         "agenttest.contacts.events",
+        "agenttest.contacts.voc",
     ]
     first = DeadLetter.model_validate_json(sent[0][2])
     second = DeadLetter.model_validate_json(sent[1][2])
