@@ -46,7 +46,7 @@ def national_id(rng: random.Random) -> str:
         f"{rng.randrange(110000, 659999)}19{rng.randrange(60, 99)}0{rng.randrange(1, 9)}"
         f"{rng.randrange(10, 28)}{rng.randrange(100, 999)}"
     )
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, ID_WEIGHTS)) % 11]
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, ID_WEIGHTS, strict=True)) % 11]
 
 
 def bank_card(rng: random.Random) -> str:
