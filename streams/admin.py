@@ -83,10 +83,13 @@ def ensure_topics(settings: Settings, specs: tuple[T.TopicSpec, ...] = T.ALL) ->
         admin.close()
 
 
-def describe_topics(settings: Settings) -> list[dict[str, object]]:
+def describe_topics(
+    settings: Settings, departments: list[str] | tuple[str, ...] = ()
+) -> list[dict[str, object]]:
     """Name, partitions and whether it exists, for `vocflow topics`."""
     topics = T.Topics(settings)
-    names = [topics.name(spec) for spec in T.ALL]
+    specs = T.ALL + tuple(T.department_spec(d) for d in departments)
+    names = [topics.name(spec) for spec in specs]
     admin = connect_admin(settings)
     try:
         existing = [name for name in names if name in set(admin.list_topics())]
@@ -94,7 +97,7 @@ def describe_topics(settings: Settings) -> list[dict[str, object]]:
     finally:
         admin.close()
     rows = []
-    for spec in T.ALL:
+    for spec in specs:
         name = topics.name(spec)
         info = meta.get(name)
         rows.append(

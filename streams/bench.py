@@ -19,20 +19,26 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 from kafka import KafkaProducer
 from tqdm import tqdm
 
-from vocflow.schemas import SourceRef
+from vocflow.schemas import ContactEvent, SourceRef
 from vocflow.streams import broker
 from vocflow.streams import topics as T
 from vocflow.streams.admin import ensure_topics
 from vocflow.streams.config import Settings
 from vocflow.streams.demo import fetch_json, stop_process, wait_healthy
+from vocflow.streams.enrich import enrich
 from vocflow.streams.normalize import normalize
+from vocflow.streams.pii import mask_pii
+from vocflow.streams.rules import load_rules
+from vocflow.streams.tagging import tag
 from vocflow.streams.traffic import Raw, generate
+from vocflow.streams.voc import analyse_and_route
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "benchmarks.md"
@@ -191,14 +197,57 @@ def bench_stage(name: str, fn: Callable[[Raw], object], records: list[Raw]) -> R
     return Result(name, len(records) / best, "events/s", "one core, best of 3 passes")
 
 
-def bench_stages(records: list[Raw]) -> Section:
+def voc_events(n: int) -> list[ContactEvent]:
+    """Contact texts from the labelled evaluation set (written, varied, some with PII)."""
+    path = ROOT / "tests" / "data" / "voc_labelled.jsonl"
+    labelled = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    at = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    return [
+        ContactEvent(
+            event_id=f"b{i}",
+            contact_id=f"b{i}",
+            customer_id=f"C{i % 997}",
+            channel=labelled[i % len(labelled)]["channel"],
+            event_type="message",
+            occurred_at=at,
+            text=labelled[i % len(labelled)]["text"],
+        )
+        for i in range(n)
+    ]
+
+
+def bench_stages(records: list[Raw], settings: Settings) -> Section:
     source = SourceRef(topic="contacts.raw", partition=0, offset=0)
     section = Section(
         "Stages alone",
-        "Plain stage functions over the event mix in one process, "
-        "no Kafka: the ceiling each stage puts on one worker core.",
+        "Plain stage functions in one process, no Kafka: the ceiling each stage puts on one "
+        "worker core. normalize runs over the event mix; the voice-of-customer stages over "
+        "the 462 written contact texts of tests/data/voc_labelled.jsonl, cycled.",
     )
     section.results.append(bench_stage("normalize", lambda r: normalize(r.value, source), records))
+    events = voc_events(min(len(records), 20_000))
+    rules = load_rules(settings.rules_path)
+    now = datetime.now(UTC)
+    enrich(events[0], {}, now)  # load dictionaries and models once
+    texts = [
+        bench_stage("mask_pii", lambda e: mask_pii(e.text), events),
+        bench_stage(
+            "enrich (mask + jieba + keywords + sentiment)", lambda e: enrich(e, {}, now), events
+        ),
+    ]
+    enriched = [enrich(e, {}, now) for e in events]
+    texts.append(bench_stage("tag (rules)", lambda c: tag(c, rules), enriched))
+    last: dict = {}
+    texts.append(
+        bench_stage(
+            "enrich + tag + repeat + route",
+            lambda e: analyse_and_route(e, {}, rules, now, last.get, False, timedelta(hours=24)),
+            events,
+        )
+    )
+    for r in texts:
+        r.unit = "texts/s"
+    section.results += texts
     return section
 
 
@@ -207,7 +256,8 @@ def bench_end_to_end(settings: Settings, records: list[Raw], prefix: str, data: 
         "End to end",
         f"{len(records):,} raw events already in contacts.raw; one `vocflow worker` process "
         "(Faust agents + in-process ClickHouse sink, embedded chdb) is started and timed until "
-        "every event is through normalize and every row is in ClickHouse (FINAL counts).",
+        "every event is through normalize, every contact with text is routed to its "
+        "department, and every row is in ClickHouse (FINAL counts).",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOCFLOW_")}
     env.update(
@@ -233,6 +283,13 @@ def bench_end_to_end(settings: Settings, records: list[Raw], prefix: str, data: 
     producer.flush()
     producer.close()
     expected_valid = sum(r.valid for r in records)
+    expected_routed = len(
+        {
+            r.key
+            for r in records
+            if r.valid and b'"event_type":"offered"' in r.value and b'"text"' in r.value
+        }
+    )
     log = (data / "worker.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "vocflow.streams.cli", "worker"],
@@ -252,7 +309,11 @@ def bench_end_to_end(settings: Settings, records: list[Raw], prefix: str, data: 
             rows = stats.get("clickhouse", {})
             bar.update(seen - bar.n)
             peak_rss = max(peak_rss, _rss_mib(proc.pid))
-            if seen >= len(records) and rows.get("contact_events", 0) >= expected_valid:
+            if (
+                seen >= len(records)
+                and rows.get("contact_events", 0) >= expected_valid
+                and rows.get("routing_log", 0) >= expected_routed
+            ):
                 break
             if time.perf_counter() - started > E2E_TIMEOUT_S:
                 raise RuntimeError(f"end-to-end run incomplete after {E2E_TIMEOUT_S:.0f}s: {stats}")
@@ -352,7 +413,7 @@ def run_bench(settings: Settings, events: int, output: Path = OUTPUT) -> Path:
     try:
         print(f"generating {events:,} events ...", flush=True)
         records = event_mix(events)
-        sections = [bench_broker(settings, records, prefix), bench_stages(records)]
+        sections = [bench_broker(settings, records, prefix), bench_stages(records, settings)]
         with tempfile.TemporaryDirectory(prefix="vocflow-bench-") as data:
             sections.append(bench_end_to_end(settings, records, prefix, Path(data)))
     finally:

@@ -196,14 +196,17 @@ def cmd_sink(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
+    from vocflow.streams import topics as T
     from vocflow.streams.admin import KafkaUnavailable, describe_topics, ensure_topics
 
     settings = _settings(args)
+    departments = list(_load_rules(settings.rules_path).departments)
     try:
         if args.create:
-            created = ensure_topics(settings)
+            specs = T.ALL + tuple(T.department_spec(d) for d in departments)
+            created = ensure_topics(settings, specs)
             print(f"created: {', '.join(created) or 'nothing (all exist)'}")
-        rows = describe_topics(settings)
+        rows = describe_topics(settings, departments)
     except KafkaUnavailable as exc:
         raise UserError(str(exc)) from None
     for row in rows:
