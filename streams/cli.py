@@ -307,11 +307,158 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(
         settings,
         duration=args.duration,
-        rate=args.rate,
+        speedup=args.speedup,
         malformed_ratio=args.malformed,
         keep_broker=args.keep_broker,
         config_file=args.config,
+        seed=args.seed,
     )
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from vocflow.streams.admin import KafkaUnavailable
+    from vocflow.streams.simulator import SimConfig
+    from vocflow.streams.simulator.publish import parse_scenario, publish
+
+    settings = _settings(args)
+    try:
+        scenarios = {
+            "outages": tuple(parse_scenario(x, "outage") for x in args.outage),
+            "shortfalls": tuple(parse_scenario(x, "shortfall") for x in args.shortfall),
+            "promotions": tuple(parse_scenario(x, "promotion") for x in args.promotion),
+        }
+        config = SimConfig(
+            seed=args.seed,
+            start_hour=args.start_hour,
+            duration_hours=args.hours,
+            contacts_per_day=args.contacts_per_day,
+            **scenarios,
+        )  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    _prepare_kafka(settings)
+    bar = tqdm(unit="ev", desc="simulate", disable=args.quiet)
+
+    def progress(counts) -> None:  # type: ignore[no-untyped-def]
+        bar.update(counts.total() - bar.n)
+
+    try:
+        counts = publish(
+            settings,
+            config,
+            speedup=args.speedup,
+            max_events=args.max_events,
+            labels_out=args.labels,
+            malformed_ratio=args.malformed,
+            on_progress=progress,
+        )
+    except KafkaUnavailable as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt:
+        bar.close()
+        return 130
+    bar.update(counts.total() - bar.n)
+    bar.close()
+    print("published: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from vocflow.streams.ingest import IngestStartError, SourcesError, load_sources, run_ingest
+
+    settings = load_settings(
+        config_file=args.config,
+        data_dir=args.data_dir,
+        kafka_bootstrap=args.bootstrap,
+        ingest_host=args.host,
+        ingest_port=args.port,
+        ingest_sources_file=args.sources,
+    )
+    _setup_logging(settings)
+    if settings.ingest_sources_file is None:
+        raise UserError(
+            "no sources file: give --sources FILE or set VOCFLOW_INGEST_SOURCES_FILE (YAML: "
+            "source -> secret and channels; see docs/ingest.md)"
+        )
+    try:
+        sources = load_sources(settings.ingest_sources_file)
+    except SourcesError as exc:
+        raise UserError(str(exc)) from None
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((settings.ingest_host, settings.ingest_port))
+        except OSError:
+            raise UserError(
+                f"ingest port {settings.ingest_host}:{settings.ingest_port} is in use; set "
+                "VOCFLOW_INGEST_PORT or --port"
+            ) from None
+    _prepare_kafka(settings)
+    try:
+        run_ingest(settings, sources)
+    except IngestStartError as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import signal
+
+    from vocflow.streams import topics as T
+    from vocflow.streams.publisher import Publisher
+    from vocflow.streams.replay import Interrupted, Pacer, Replayer, ReplayError, data_format
+
+    settings = _settings(args)
+    _setup_logging(settings)
+    for option, value in (("--rate", args.rate), ("--speedup", args.speedup)):
+        if value is not None and value <= 0:
+            raise UserError(f"{option} must be greater than 0")
+    if args.max_events is not None and args.max_events < 1:
+        raise UserError("--max-events must be at least 1")
+    for path in args.files:
+        if not path.is_file():
+            raise UserError(f"{path}: no such file")
+        try:
+            data_format(path)
+        except ReplayError as exc:
+            raise UserError(str(exc)) from None
+    _prepare_kafka(settings)
+    checkpoint_dir = args.checkpoint_dir or settings.data_dir / "replay"
+
+    def stop(signum: int, frame: object) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, stop)
+    topic = T.Topics(settings).name(T.RAW)
+    try:
+        with Publisher(settings.bootstrap_servers, settings.topic_prefix) as publisher:
+            replayer = Replayer(
+                publisher,
+                settings.bootstrap_servers,
+                checkpoint_dir,
+                pacer=Pacer(rate=args.rate, speedup=args.speedup),
+                strict=args.strict,
+                restart=args.restart,
+                max_events=args.max_events,
+                progress=False if args.no_progress else None,
+            )
+            summary = replayer.replay(args.files)
+    except ReplayError as exc:
+        raise UserError(str(exc)) from None
+    except Interrupted as exc:
+        print(f"vocflow replay: {exc}; rerun the same command to resume", file=sys.stderr)
+        return 130
+    reasons = ", ".join(f"{r} {n}" for r, n in summary.invalid_by_reason.most_common())
+    print(
+        f"replayed {summary.events} events from {summary.files} file(s) to {topic}; "
+        f"{summary.invalid} invalid line(s){f' ({reasons})' if reasons else ''}; "
+        f"{summary.already_in_kafka} already in Kafka; "
+        f"{summary.files_already_done} file(s) already done"
+        + ("; stopped at --max-events, rerun to continue" if summary.stopped_early else "")
+    )
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -388,15 +535,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="broker + worker + live traffic, then a summary",
-        description="Start the local broker (unless VOCFLOW_KAFKA_BOOTSTRAP is "
-        "set), a worker, and a traffic generator; print the URLs; stop after "
+        help="broker + worker + a simulated day of live traffic, then a summary",
+        description="Start the local broker (unless VOCFLOW_KAFKA_BOOTSTRAP is set), a worker, "
+        "and the contact-center simulator (a working day from 08:00 with an outage burst in "
+        "杭州, replayed --speedup times faster than real time); print the URLs; stop after "
         "--duration seconds or Ctrl-C and print what happened.",
     )
     p.add_argument(
         "--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)"
     )
-    p.add_argument("--rate", type=float, default=500.0, help="raw events per second (default 500)")
+    p.add_argument(
+        "--speedup",
+        type=float,
+        default=60.0,
+        help="simulated seconds per wall second (default 60: an hour a minute)",
+    )
+    p.add_argument("--seed", type=int, default=1, help="simulator seed (default 1)")
     p.add_argument(
         "--malformed",
         type=float,
@@ -406,6 +560,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-broker", action="store_true", help="leave the broker running at the end")
     p.add_argument("--web-port", type=int, help="worker web port (default 6066)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "simulate",
+        help="publish a simulated contact-center day to Kafka",
+        description="A deterministic day (--seed): arrival curves per channel and queue, agents "
+        "on shifts, queueing and abandonment, transfers, surveys, repeat contacts, customer "
+        "profiles and varied Chinese texts, with optional scenarios. Scenario syntax: "
+        "WHAT@HH:MM[+MINUTES], e.g. --outage 杭州@14:30+45 --shortfall voice.billing@10:00+90 "
+        "--promotion 双十一@19:00+120.",
+    )
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--start-hour", type=float, default=0.0, help="simulated start (default 0)")
+    p.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
+    p.add_argument("--contacts-per-day", type=int, default=40_000)
+    p.add_argument(
+        "--speedup",
+        type=float,
+        default=0.0,
+        help="simulated seconds per wall second; 0 = as fast as possible (default)",
+    )
+    p.add_argument("--outage", action="append", default=[], metavar="CITY@HH:MM[+MIN]")
+    p.add_argument("--shortfall", action="append", default=[], metavar="QUEUE@HH:MM[+MIN]")
+    p.add_argument("--promotion", action="append", default=[], metavar="NAME@HH:MM[+MIN]")
+    p.add_argument("--malformed", type=float, default=0.0, help="share of broken input")
+    p.add_argument("--max-events", type=int, help="stop after this many records")
+    p.add_argument("--labels", type=Path, help="write the texts' ground-truth labels (JSONL)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
         "rules",
@@ -436,6 +618,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-class", action="store_true", help="show per-class figures")
     p.add_argument("--misses", type=int, default=0, help="list up to N misclassified rows")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "ingest",
+        help="HTTP endpoint for channel systems: signed POSTs -> contacts.raw",
+        description="Serve POST /v1/events/<channel> (channel = an adapter: cti, freeswitch, "
+        "chat, email, wechat, sms, survey), HMAC-signed per source; answer 202 only after "
+        "Kafka acknowledged every event, 503 + Retry-After when Kafka is slow or down. "
+        "/healthz and /metrics on the same port. See docs/ingest.md.",
+    )
+    p.add_argument("--sources", type=Path, help="sources YAML (or VOCFLOW_INGEST_SOURCES_FILE)")
+    p.add_argument("--host", help="listen address (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, help="listen port (default 6070)")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser(
+        "replay",
+        help="publish recorded events (JSONL / CSV, .gz) to contacts.raw, resumable",
+        description="Validate and publish ContactEvents from files, in order. Invalid lines "
+        "are reported (file:line: reason) and counted. A checkpoint in <data dir>/replay/ "
+        "makes an interrupted replay resume where Kafka stopped acknowledging, without "
+        "duplicates; a finished file is not sent again unless --restart.",
+    )
+    p.add_argument("files", type=Path, nargs="+", metavar="FILE", help=".jsonl/.csv[.gz]")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, help="events per second (default: as fast as Kafka)")
+    pace.add_argument(
+        "--speedup", type=float, help="follow occurred_at, X times faster than it happened"
+    )
+    p.add_argument("--strict", action="store_true", help="stop at the first invalid line")
+    p.add_argument(
+        "--restart", action="store_true", help="ignore checkpoints: replay the files from line 1"
+    )
+    p.add_argument("--max-events", type=int, help="stop after N events (resume later)")
+    p.add_argument("--checkpoint-dir", type=Path, help="default: <data dir>/replay")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(
         "bench",

@@ -14,15 +14,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer
-
 from vocflow.streams import broker
-from vocflow.streams import topics as T
 from vocflow.streams.config import Settings
-from vocflow.streams.traffic import generate
+from vocflow.streams.simulator import Outage, SimConfig
+from vocflow.streams.simulator.publish import publish
 
 STATUS_EVERY_S = 5.0
 DRAIN_TIMEOUT_S = 90.0
@@ -90,10 +89,11 @@ def _counts(settings: Settings) -> tuple[int, int, int, dict[str, int]]:
 def run_demo(
     settings: Settings,
     duration: float | None,
-    rate: float,
+    speedup: float,
     malformed_ratio: float,
     keep_broker: bool,
     config_file: Path | None,
+    seed: int = 1,
 ) -> int:
     started_broker = False
     local = broker.local_broker(settings)
@@ -113,14 +113,17 @@ def run_demo(
             f"  log: {settings.data_dir / 'logs' / 'worker.log'}",
             flush=True,
         )
-        produced = _produce(settings, duration, rate, malformed_ratio)
+        counts = _simulate(settings, duration, speedup, malformed_ratio, seed)
+        produced = counts["contact"] + counts["malformed"]
         print(
-            f"traffic stopped after {produced} events; waiting for the pipeline to drain ...",
+            f"traffic stopped after {produced} contact events ({counts['agent']} agent events, "
+            f"{counts['profile']} profiles); waiting for the pipeline to drain ...",
             flush=True,
         )
         seen, ok, dlq, rows = _drain(settings, produced)
         print(
             f"demo summary: produced={produced} processed={seen} valid={ok} dlq={dlq} "
+            f"routed={rows.get('routing_log', 0)} "
             f"clickhouse_contact_events={rows.get('contact_events', 0)} "
             f"clickhouse_dead_letters={rows.get('dead_letters', 0)}",
             flush=True,
@@ -137,46 +140,53 @@ def run_demo(
             local.down()
 
 
-def _produce(settings: Settings, duration: float | None, rate: float, malformed: float) -> int:
-    producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers.split(","),
-        acks="all",
-        linger_ms=20,
-        max_request_size=4 * 1024 * 1024,
-        client_id="vocflow-demo",
+def demo_day(seed: int) -> SimConfig:
+    """A working day from 08:00 with an outage burst in 杭州 early on, so the demo
+    shows the voice-of-customer path reacting within its first minutes."""
+    return SimConfig(
+        seed=seed,
+        start_hour=8.0,
+        duration_hours=14.0,
+        contacts_per_day=40_000,
+        outages=(Outage(city="杭州", start_hour=8.5, duration_minutes=40.0),),
     )
-    topic = T.Topics(settings).name(T.RAW)
-    records = generate(
-        seed=int(time.time()), malformed_ratio=malformed, max_bytes=settings.max_event_bytes
-    )
-    produced = 0
+
+
+def _simulate(
+    settings: Settings, duration: float | None, speedup: float, malformed: float, seed: int
+) -> Counter:
     start = time.monotonic()
-    next_status = start + STATUS_EVERY_S
+    last_status = [start]
+
+    def should_stop() -> bool:
+        return duration is not None and time.monotonic() - start >= duration
+
+    def status(counts: Counter) -> None:
+        if time.monotonic() - last_status[0] < STATUS_EVERY_S:
+            return
+        last_status[0] = time.monotonic()
+        try:
+            seen, _, dlq, rows = _counts(settings)
+            print(
+                f"  produced={counts['contact'] + counts['malformed']} processed={seen} "
+                f"dlq={dlq} routed={rows.get('routing_log', 0)} "
+                f"clickhouse={rows.get('contact_events', 0)}",
+                flush=True,
+            )
+        except (urllib.error.URLError, OSError):
+            print(f"  produced={counts.total()} (worker busy)", flush=True)
+
     try:
-        while duration is None or time.monotonic() - start < duration:
-            record = next(records)
-            producer.send(topic, key=record.key, value=record.value)
-            produced += 1
-            ahead = produced / rate - (time.monotonic() - start)
-            if ahead > 0:
-                time.sleep(ahead)
-            if time.monotonic() >= next_status:
-                next_status += STATUS_EVERY_S
-                try:
-                    seen, _, dlq, rows = _counts(settings)
-                    print(
-                        f"  produced={produced} processed={seen} dlq={dlq} "
-                        f"clickhouse={rows.get('contact_events', 0)}",
-                        flush=True,
-                    )
-                except (urllib.error.URLError, OSError):
-                    print(f"  produced={produced} (worker busy)", flush=True)
+        return publish(
+            settings,
+            demo_day(seed),
+            speedup=speedup,
+            malformed_ratio=malformed,
+            should_stop=should_stop,
+            on_progress=status,
+        )
     except KeyboardInterrupt:
-        pass
-    finally:
-        producer.flush()
-        producer.close()
-    return produced
+        return Counter()
 
 
 def _drain(settings: Settings, produced: int) -> tuple[int, int, int, dict[str, int]]:
