@@ -13,8 +13,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from vocflow.schemas import ContactEvent, DeadLetter, Resolution, RoutingEnvelope
+from vocflow.schemas import AgentEvent, ContactEvent, DeadLetter, Resolution, RoutingEnvelope
 from vocflow.streams import topics as T
+from vocflow.streams.kpi.models import ContactFact, from_ms
 from vocflow.streams.pii import mask_pii
 
 Row = list[Any]
@@ -139,6 +140,58 @@ def _resolution_row(value: bytes, partition: int, offset: int) -> Row:
     ]
 
 
+def _fact_row(value: bytes, partition: int, offset: int) -> Row:
+    try:
+        data = orjson.loads(value)
+        f = ContactFact.from_dict(data)
+    except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a contact fact: {exc}") from None
+    last = f.last_activity_ms
+    if last is None:
+        raise ValueError("contact fact without any event time")
+    arrival = f.arrival_ms
+    return [
+        f.contact_id,
+        f.version,
+        f.channel or "",
+        f.queue or "",
+        f.first_queue or "",
+        f.agent_id,
+        f.customer_id,
+        from_ms(arrival) if arrival is not None else None,
+        f.is_answered,
+        f.is_abandoned,
+        f.short_abandon,
+        f.wait_ms / 1000 if f.wait_ms is not None else None,
+        f.handle_ms / 1000,
+        f.transfers,
+        f.csat,
+        f.nps,
+        from_ms(last),
+        value.decode(),
+        partition,
+        offset,
+    ]
+
+
+def _agent_event_row(value: bytes, partition: int, offset: int) -> Row:
+    try:
+        a = AgentEvent.model_validate_json(value)
+    except ValidationError as exc:
+        raise ValueError(f"not an AgentEvent: {exc.error_count()} error(s)") from None
+    return [
+        a.event_id,
+        a.agent_id,
+        a.team or "",
+        a.state.value,
+        a.reason or "",
+        a.contact_id,
+        a.occurred_at,
+        partition,
+        offset,
+    ]
+
+
 CONTACT_EVENTS = TableSpec(
     "contact_events",
     T.EVENTS,
@@ -240,4 +293,55 @@ RESOLUTIONS = TableSpec(
     _resolution_row,
 )
 
-ALL: tuple[TableSpec, ...] = (CONTACT_EVENTS, DEAD_LETTERS, ROUTING_LOG, RESOLUTIONS)
+CONTACT_FACTS = TableSpec(
+    "contact_facts",
+    T.FACTS,
+    (
+        "contact_id",
+        "version",
+        "channel",
+        "queue",
+        "first_queue",
+        "agent_id",
+        "customer_id",
+        "arrival_at",
+        "answered",
+        "abandoned",
+        "short_abandon",
+        "wait_seconds",
+        "handle_seconds",
+        "transfers",
+        "csat",
+        "nps",
+        "last_activity_at",
+        "fact",
+        "kafka_partition",
+        "kafka_offset",
+    ),
+    _fact_row,
+)
+AGENT_EVENTS = TableSpec(
+    "agent_events",
+    T.AGENTS,
+    (
+        "event_id",
+        "agent_id",
+        "team",
+        "state",
+        "reason",
+        "contact_id",
+        "occurred_at",
+        "kafka_partition",
+        "kafka_offset",
+    ),
+    _agent_event_row,
+)
+
+ALL: tuple[TableSpec, ...] = (
+    CONTACT_EVENTS,
+    DEAD_LETTERS,
+    ROUTING_LOG,
+    RESOLUTIONS,
+    CONTACT_FACTS,
+    AGENT_EVENTS,
+)

@@ -12,17 +12,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
+import orjson
 from aiohttp import web
 from faust.types import EventT
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vocflow.schemas import ContactEvent, FieldError, Reason, SourceRef
-from vocflow.sinks import backlog, metrics
+from vocflow.sinks import backlog, kpi_service, metrics
 from vocflow.sinks.kafka_sink import ClickHouseSink
 from vocflow.sinks.lag import LagMonitor
 from vocflow.streams import topics as T
 from vocflow.streams.config import Settings
+from vocflow.streams.kpi.fold import fold
+from vocflow.streams.kpi.models import ContactFact, FoldConfig
 from vocflow.streams.normalize import STAGE as NORMALIZE
 from vocflow.streams.normalize import dead_letter, normalize
 from vocflow.streams.routing import (
@@ -36,6 +39,7 @@ from vocflow.streams.voc import analyse_and_route
 log = logging.getLogger(__name__)
 
 LAG_POLL_SECONDS = 10.0
+FACTS_STAGE = "facts"
 BACKLOG_POLL_SECONDS = 15.0
 ROUTED_MEMORY = timedelta(days=1)  # a contact longer than this may be routed twice
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -73,6 +77,7 @@ class VocflowApp(faust.App):
     rules: RulesHolder
     profiles: ProfileStore
     views_loaded: asyncio.Event
+    kpis: dict[str, Any] | None
 
 
 def create_app(
@@ -100,6 +105,7 @@ def create_app(
     app.rules = RulesHolder(rules or load_rules(settings.rules_path))
     app.profiles = ProfileStore()
     app.views_loaded = asyncio.Event()
+    app.kpis = None
     topics = T.Topics(settings)
     raw = _raw_topic(app, topics, T.RAW)
     events_out = _raw_topic(app, topics, T.EVENTS)
@@ -145,9 +151,39 @@ def create_app(
                 metrics.DLQ.labels(NORMALIZE, result.reason.value).inc()
 
     _register_voc_agent(app, settings, topics, dlq)
+    _register_facts_agent(app, settings, topics, events_out)
     _register_pages(app)
     _register_services(app, settings, topics)
     return app
+
+
+def _register_facts_agent(
+    app: VocflowApp, settings: Settings, topics: T.Topics, events_in: faust.TopicT
+) -> None:
+    """contacts.events -> fold into one fact per contact -> contacts.facts (on change)."""
+    facts_out = _raw_topic(app, topics, T.FACTS)
+    facts = app.Table("contact-facts", default=dict, partitions=settings.partitions)
+    config = FoldConfig(short_abandon_ms=round(settings.short_abandon_seconds * 1000))
+
+    @app.agent(events_in, name="facts")
+    async def facts_agent(stream: faust.StreamT) -> None:
+        stage_in = metrics.STAGE_IN.labels(FACTS_STAGE)
+        out = metrics.STAGE_OUT.labels(FACTS_STAGE, T.FACTS.name)
+        async for event in stream.events():
+            stage_in.inc()
+            try:
+                e = ContactEvent.model_validate_json(event.value or b"")
+                stored = facts[e.contact_id]
+                updated = fold(ContactFact.from_dict(stored) if stored else None, e, config)
+            except Exception:  # a stage bug must not stop the pipeline; the event is in Kafka
+                log.exception("facts: fold failed at %s", source_of(event).offset)
+                continue
+            if updated is None:
+                continue  # duplicate or no material change
+            body = updated.to_dict()
+            facts[e.contact_id] = body
+            await facts_out.send(key=e.contact_id.encode(), value=orjson.dumps(body))
+            out.inc()
 
 
 def _register_voc_agent(
@@ -261,6 +297,20 @@ def _register_services(app: VocflowApp, settings: Settings, topics: T.Topics) ->
                 await sink.stop()
 
         @Service.task
+        async def _refresh_kpis(self) -> None:
+            if sink is None:
+                return
+            loop = asyncio.get_running_loop()
+            while not self.should_stop:
+                await self.sleep(settings.kpi_refresh_seconds)
+                try:
+                    app.kpis = await loop.run_in_executor(
+                        None, kpi_service.refresh, settings, sink.store
+                    )
+                except Exception as exc:  # advisory: log and retry next round
+                    log.warning("KPI refresh failed: %s", str(exc).splitlines()[0][:300])
+
+        @Service.task
         async def _poll_backlog(self) -> None:
             if sink is None:
                 return
@@ -275,7 +325,9 @@ def _register_services(app: VocflowApp, settings: Settings, topics: T.Topics) ->
 
         @Service.task
         async def _poll_lag(self) -> None:
-            groups = {settings.app_id: [topics.name(T.RAW), topics.name(T.VOC)]}
+            groups = {
+                settings.app_id: [topics.name(T.RAW), topics.name(T.VOC), topics.name(T.EVENTS)]
+            }
             if sink is not None:
                 groups[sink.group_id] = [topics.name(t.source) for t in sink.tables]
             monitor = LagMonitor(settings.bootstrap_servers, groups)
@@ -317,6 +369,30 @@ def pipeline_stats(app: VocflowApp) -> dict[str, Any]:
     }
 
 
+def filter_kpis(doc: dict[str, Any], query: Any) -> dict[str, Any]:
+    """?interval=15m|60m|today, ?by=all|queue|channel|department, ?queue=/channel=/department=."""
+    intervals = {k: v for k, v in doc["intervals"].items() if query.get("interval") in (None, k)}
+    dims = {"queue", "channel", "department"}
+    wanted_by = query.get("by") or next((d for d in dims if d in query), None)
+
+    def keep_groups(by: str, names: dict[str, Any]) -> dict[str, Any]:
+        value = query.get(by)
+        if value is None:
+            return names
+        return {n: {g: k for g, k in groups.items() if g == value} for n, groups in names.items()}
+
+    def pick(by_map: dict[str, Any]) -> dict[str, Any]:
+        return {
+            by: keep_groups(by, names) for by, names in by_map.items() if wanted_by in (None, by)
+        }
+
+    return {
+        **doc,
+        "intervals": {k: {**v, "by": pick(v["by"])} for k, v in intervals.items()},
+        "now": pick(doc["now"]),
+    }
+
+
 def _register_pages(app: VocflowApp) -> None:
     @app.page("/metrics")
     async def prometheus_metrics(self: faust.web.View, request: faust.web.Request) -> Any:
@@ -326,6 +402,18 @@ def _register_pages(app: VocflowApp) -> None:
     @app.page("/healthz")
     async def healthz(self: faust.web.View, request: faust.web.Request) -> Any:
         return self.json({"status": "ok", "app": app.conf.id})
+
+    @app.page("/api/kpis")
+    async def kpis(self: faust.web.View, request: faust.web.Request) -> Any:
+        if app.kpis is None:
+            return self.json(
+                {
+                    "error": "KPIs are computed by the process that owns ClickHouse; "
+                    "not ready yet or not this process"
+                },
+                status=503,
+            )
+        return self.json(filter_kpis(app.kpis, request.query))
 
     @app.page("/api/stats")
     async def stats(self: faust.web.View, request: faust.web.Request) -> Any:

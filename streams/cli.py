@@ -251,6 +251,40 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kpis(args: argparse.Namespace) -> int:
+    import time
+    import urllib.error
+
+    from vocflow.streams.demo import fetch_json
+    from vocflow.streams.kpi_table import render_kpis
+
+    settings = _settings(args)
+    query = f"?interval={args.interval}"
+    url = f"{settings.web_url}/api/kpis{query}"
+    while True:
+        try:
+            doc = fetch_json(url)
+        except urllib.error.HTTPError as exc:
+            raise UserError(
+                f"{url} answered {exc.code}: KPIs are served by the worker that owns "
+                "ClickHouse; wait a few seconds after start-up"
+            ) from None
+        except (urllib.error.URLError, OSError):
+            raise UserError(
+                f"no worker answered at {settings.web_url}; start `vocflow worker` "
+                "or set VOCFLOW_WEB_PORT"
+            ) from None
+        if args.json:
+            print(json.dumps(doc, ensure_ascii=False, indent=2))
+            return 0
+        if not args.once:
+            print("\033[2J\033[H", end="")
+        print(render_kpis(doc, args.interval, args.by))
+        if args.once:
+            return 0
+        time.sleep(args.refresh)
+
+
 def cmd_rules(args: argparse.Namespace) -> int:
     from vocflow.streams.rules_admin import push_rules
 
@@ -377,6 +411,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         ingest_sources_file=args.sources,
     )
     _setup_logging(settings)
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # the admin client's connection chatter
     if settings.ingest_sources_file is None:
         raise UserError(
             "no sources file: give --sources FILE or set VOCFLOW_INGEST_SOURCES_FILE (YAML: "
@@ -412,6 +447,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _setup_logging(settings)
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # connection chatter under the bar
     for option, value in (("--rate", args.rate), ("--speedup", args.speedup)):
         if value is not None and value <= 0:
             raise UserError(f"{option} must be greater than 0")
@@ -458,6 +494,55 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"{summary.files_already_done} file(s) already done"
         + ("; stopped at --max-events, rerun to continue" if summary.stopped_early else "")
     )
+    return 0
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    from vocflow.streams.notify import (
+        NotifyConfigError,
+        NotifyStartError,
+        default_outbox_path,
+        load_notify_config,
+        run_notify,
+    )
+
+    settings = load_settings(
+        config_file=args.config,
+        data_dir=args.data_dir,
+        notify_host=args.host,
+        notify_port=args.port,
+        notify_routes_file=args.routes,
+    )
+    _setup_logging(settings)
+    if settings.notify_routes_file is None:
+        raise UserError(
+            "no routing file: give --routes FILE or set VOCFLOW_NOTIFY_ROUTES_FILE (YAML: "
+            "receivers and routes; example deploy/alertmanager/notify.yaml, see docs/alerting.md)"
+        )
+    try:
+        config = load_notify_config(settings.notify_routes_file)
+    except NotifyConfigError as exc:
+        raise UserError(str(exc)) from None
+    if args.check:
+        kinds = ", ".join(f"{r.name} ({r.type})" for r in config.receivers.values())
+        print(
+            f"{settings.notify_routes_file}: OK: {len(config.receivers)} receiver(s): {kinds}; "
+            f"{len(config.routes)} route(s); language {config.language}"
+        )
+        return 0
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((settings.notify_host, settings.notify_port))
+        except OSError:
+            raise UserError(
+                f"notify port {settings.notify_host}:{settings.notify_port} is in use; set "
+                "VOCFLOW_NOTIFY_PORT or --port"
+            ) from None
+    try:
+        run_notify(settings, config)
+    except NotifyStartError as exc:
+        raise UserError(f"{exc} (outbox: {default_outbox_path(settings)})") from None
     return 0
 
 
@@ -590,6 +675,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
+        "kpis",
+        help="live KPI table from the worker (or --json)",
+        description="Service level, ASA, abandonment, AHT, CSAT, NPS, FCR, queue depth and "
+        "oldest waiting contact per queue, channel or department, refreshed live from the "
+        "worker's /api/kpis (DOMAIN.md formulas; see docs/kpis.md).",
+    )
+    p.add_argument("--interval", choices=["15m", "60m", "today"], default="15m")
+    p.add_argument("--by", choices=["queue", "channel", "department"], default="queue")
+    p.add_argument("--json", action="store_true", help="print the /api/kpis document once")
+    p.add_argument("--once", action="store_true", help="print the table once and exit")
+    p.add_argument("--refresh", type=float, default=5.0, help="seconds between refreshes")
+    p.add_argument("--web-port", type=int, help="worker web port (default 6066)")
+    p.set_defaults(func=cmd_kpis)
+
+    p = sub.add_parser(
         "rules",
         help="check or push (hot-reload) a tagging rules file",
         description="`check` validates a rules file and reports file:line: reason for the "
@@ -654,6 +754,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", type=Path, help="default: <data dir>/replay")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser(
+        "notify",
+        help="deliver Alertmanager alerts to WeCom / DingTalk / Feishu / Slack / webhooks",
+        description="Serve POST /alertmanager[/<department>] (Alertmanager webhook), route each "
+        "alert by its labels to the receivers of the routing file, and deliver it rendered in "
+        "Chinese (or English): what, where, value vs threshold, since when, runbook. Alerts are "
+        "stored in an outbox (<data dir>/notify/outbox.sqlite3) before Alertmanager gets its "
+        "200, and retried with backoff until the chat tool accepts them. /healthz and /metrics "
+        "on the same port. See docs/alerting.md.",
+    )
+    p.add_argument("--routes", type=Path, help="routing YAML (or VOCFLOW_NOTIFY_ROUTES_FILE)")
+    p.add_argument("--host", help="listen address (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, help="listen port (default 6071)")
+    p.add_argument("--check", action="store_true", help="only validate the routing file and exit")
+    p.set_defaults(func=cmd_notify)
 
     p = sub.add_parser(
         "bench",

@@ -63,7 +63,66 @@ class Settings(BaseModel):
     repeat_window_hours: float = Field(
         default=24.0, gt=0, le=24 * 30, description="Same customer + category within it = repeat."
     )
+    timezone: str = Field(default="Asia/Shanghai", description="'Today' and 15-min buckets.")
+    sl_threshold_seconds: float = Field(
+        default=20.0, gt=0, le=3600, description="Service level T (answered within T seconds)."
+    )
+    sl_threshold_by_queue: dict[str, float] = Field(
+        default_factory=dict, description="Per-queue service level T, e.g. {voice.vip: 10}."
+    )
+    short_abandon_seconds: float = Field(
+        default=5.0, ge=0, le=600, description="Abandons quicker than this are short abandons."
+    )
+    kpi_refresh_seconds: float = Field(
+        default=5.0, ge=1, le=300, description="How often /metrics and /api/kpis recompute."
+    )
     log_level: str = Field(default="info", pattern=r"^(?i:debug|info|warning|error)$")
+    # ---- `vocflow ingest` (docs/ingest.md)
+    ingest_host: str = Field(
+        default="127.0.0.1", description="Address `vocflow ingest` listens on (0.0.0.0: all)."
+    )
+    ingest_port: int = Field(default=6070, ge=1, le=65535, description="Port of `vocflow ingest`.")
+    ingest_sources_file: Path | None = Field(
+        default=None, description="YAML: source -> secret and allowed channels (required)."
+    )
+    ingest_max_body_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        le=32 * 1024 * 1024,
+        description="Larger request bodies are refused with 413 before they are read.",
+    )
+    ingest_max_batch_items: int = Field(
+        default=1000, ge=1, le=100_000, description="Items in one JSON array request."
+    )
+    ingest_timestamp_window_s: int = Field(
+        default=300,
+        ge=1,
+        le=366 * 24 * 3600,
+        description="Accepted clock skew of X-Vocflow-Timestamp (replay protection).",
+    )
+    ingest_max_in_flight: int = Field(
+        default=5000,
+        ge=1,
+        le=1_000_000,
+        description="Events sent to Kafka but not yet acknowledged; beyond it: 503.",
+    )
+    ingest_produce_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Wait for Kafka's ack before answering 503."
+    )
+    ingest_retry_after_s: int = Field(
+        default=5, ge=1, le=3600, description="Retry-After of a 503 answer."
+    )
+    # ---- `vocflow notify` (docs/alerting.md)
+    notify_host: str = Field(
+        default="127.0.0.1", description="Address `vocflow notify` listens on (0.0.0.0: all)."
+    )
+    notify_port: int = Field(default=6071, ge=1, le=65535, description="Port of `vocflow notify`.")
+    notify_routes_file: Path | None = Field(
+        default=None, description="YAML: chat receivers and label routes (required)."
+    )
+    notify_outbox_file: Path | None = Field(
+        default=None, description="SQLite outbox; unset: <data_dir>/notify/outbox.sqlite3."
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -38,6 +38,12 @@ ROUTED = TopicSpec(
     "contact_id",
     "RoutingEnvelope",
 )
+FACTS = TopicSpec(
+    "contacts.facts",
+    "Folded contact facts, one version per material change.",
+    "contact_id",
+    "ContactFact JSON (streams/kpi/models.py)",
+)
 DEPARTMENT_PREFIX = "dept."
 AGENTS = TopicSpec("agents.events", "Agent state changes.", "agent_id", "AgentEvent")
 RESOLUTIONS = TopicSpec(
@@ -65,6 +71,7 @@ ALL: tuple[TopicSpec, ...] = (
     DLQ,
     VOC,
     ROUTED,
+    FACTS,
     AGENTS,
     RESOLUTIONS,
     PROFILES,
