@@ -10,13 +10,29 @@ export VOCFLOW_CACHE_DIR ?= $(HOME)/.cache/vocflow
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help prereqs setup broker-jars demo test unit lint bench clean
+.PHONY: help prereqs system-deps setup broker-jars demo test unit lint bench clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
 
 prereqs:
 	@sh deploy/local/check-prereqs.sh
+
+# Real components the suite runs (promtool, Alertmanager, headless Chromium) and the
+# bench's HTTP load tool come from Debian's packages; installed when missing.
+SYSTEM_TOOLS := promtool:prometheus amtool:prometheus-alertmanager \
+	prometheus-alertmanager:prometheus-alertmanager chromium:chromium wrk:wrk
+system-deps:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "vocflow: missing Debian packages:$$missing (as root: apt-get install$$missing)" >&2; exit 1; \
+	  fi; \
+	fi
 
 $(STAMP): pyproject.toml
 	@sh deploy/local/check-prereqs.sh
@@ -25,7 +41,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --cache-dir "$(VOCFLOW_CACHE_DIR)/pip" -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP) broker-jars
+setup: $(STAMP) broker-jars system-deps
 
 broker-jars: $(STAMP)
 	@if [ -z "$$VOCFLOW_KAFKA_BOOTSTRAP" ]; then $(BIN)/vocflow broker fetch; fi

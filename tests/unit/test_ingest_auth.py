@@ -1,0 +1,174 @@
+"""Ingest request signing and the sources file: who may post what, and file:line errors."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+
+import pytest
+
+from vocflow.streams.ingest import (
+    SIGNATURE_HEADER,
+    SOURCE_HEADER,
+    TIMESTAMP_HEADER,
+    AuthError,
+    Source,
+    SourcesError,
+    load_sources,
+    sign,
+    signed_headers,
+    verify,
+)
+
+SECRET = b"0123456789abcdef-secret"
+SOURCES = {"cti-main": Source("cti-main", SECRET, frozenset({"cti", "freeswitch"}))}
+NOW = 1_714_960_000.0
+BODY = b'{"call_id": "C1"}'
+
+
+def check(headers: dict[str, str], body: bytes = BODY, channel: str = "cti") -> Source:
+    return verify(SOURCES, headers, body, channel, now=NOW, window_s=300)
+
+
+def test_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
+    expected = hmac.new(SECRET, b"1714960000." + BODY, hashlib.sha256).hexdigest()
+    assert sign(SECRET, 1714960000, BODY) == f"sha256={expected}"
+    assert sign(SECRET.decode(), "1714960000", BODY) == f"sha256={expected}"
+
+
+def test_a_correctly_signed_request_names_its_source() -> None:
+    source = check(signed_headers("cti-main", SECRET, BODY, now=NOW))
+    assert source.name == "cti-main"
+
+
+def test_a_timestamp_within_the_window_is_accepted() -> None:
+    assert check(signed_headers("cti-main", SECRET, BODY, now=NOW - 299)).name == "cti-main"
+    assert check(signed_headers("cti-main", SECRET, BODY, now=NOW + 299)).name == "cti-main"
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        (signed_headers("cti-main", b"wrong-secret-0123456789", BODY, now=NOW), "bad_signature"),
+        (signed_headers("cti-main", SECRET, BODY + b" ", now=NOW), "bad_signature"),
+        (signed_headers("cti-main", SECRET, BODY, now=NOW - 301), "stale_timestamp"),
+        (signed_headers("cti-main", SECRET, BODY, now=NOW + 301), "stale_timestamp"),
+        (signed_headers("nobody", SECRET, BODY, now=NOW), "unknown_source"),
+        ({SOURCE_HEADER: "cti-main"}, "missing_headers"),
+    ],
+    ids=["wrong-secret", "body-changed", "stale", "future", "unknown-source", "missing"],
+)
+def test_bad_requests_are_refused_with_401(headers: dict[str, str], code: str) -> None:
+    with pytest.raises(AuthError) as info:
+        check(headers)
+    assert (info.value.status, info.value.code) == (401, code)
+
+
+def test_changing_the_timestamp_header_breaks_the_signature() -> None:
+    headers = signed_headers("cti-main", SECRET, BODY, now=NOW - 3600)
+    headers[TIMESTAMP_HEADER] = str(int(NOW))  # replayed with a fresh-looking timestamp
+    with pytest.raises(AuthError) as info:
+        check(headers)
+    assert info.value.code == "bad_signature"
+
+
+def test_a_non_numeric_timestamp_is_refused() -> None:
+    headers = signed_headers("cti-main", SECRET, BODY, now=NOW)
+    headers[TIMESTAMP_HEADER] = "2024-05-06T09:00:00Z"
+    with pytest.raises(AuthError) as info:
+        check(headers)
+    assert info.value.code == "bad_timestamp"
+
+
+def test_a_channel_the_source_may_not_post_to_is_403_after_the_signature_check() -> None:
+    with pytest.raises(AuthError) as info:
+        check(signed_headers("cti-main", SECRET, BODY, now=NOW), channel="email")
+    assert (info.value.status, info.value.code) == (403, "channel_not_allowed")
+    assert "cti, freeswitch" in info.value.message
+    # Without a valid signature the caller learns nothing about permissions.
+    with pytest.raises(AuthError) as info:
+        check(signed_headers("cti-main", b"x" * 20, BODY, now=NOW), channel="email")
+    assert info.value.status == 401
+
+
+def test_signature_header_is_compared_whole() -> None:
+    headers = signed_headers("cti-main", SECRET, BODY, now=NOW)
+    headers[SIGNATURE_HEADER] = headers[SIGNATURE_HEADER][:-1]
+    with pytest.raises(AuthError):
+        check(headers)
+
+
+# ---- sources file
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sources.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_sources_file_is_loaded_with_secrets_from_file_or_environment(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "cti-main:\n"
+        "  secret: 'abcdefghijklmnop-1'\n"
+        "  channels: [cti, freeswitch]\n"
+        "mailgw-hz:\n"
+        "  secret_env: MAIL_SECRET\n"
+        "  channels:\n"
+        "    - email\n",
+    )
+    sources = load_sources(path, environ={"MAIL_SECRET": "s" * 32})
+    assert sources["cti-main"].secret == b"abcdefghijklmnop-1"
+    assert sources["cti-main"].channels == {"cti", "freeswitch"}
+    assert sources["mailgw-hz"].secret == b"s" * 32
+    assert "secret" not in repr(sources["mailgw-hz"]).replace("secret=", "")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a:\n  secret: 'abcdefghijklmnopq'\n  channels: [cti, phon]\n", ":3: source 'a': unknown"),
+        ("a:\n  secret: short\n  channels: [cti]\n", ":2: source 'a': secret is 5 bytes"),
+        ("a:\n  channels: [cti]\n", ":2: source 'a': give exactly one of 'secret'"),
+        ("a:\n  secret: 'abcdefghijklmnopq'\n", ":2: source 'a': 'channels' is missing"),
+        ("a:\n  secret: 'abcdefghijklmnopq'\n  channels: []\n", ":3: source 'a': channels must"),
+        (
+            "a:\n  secret: 'abcdefghijklmnopq'\n  channels: [cti]\n  chanels: [sms]\n",
+            ":4: source 'a': unknown key 'chanels'",
+        ),
+        ("a:\n  secret_env: NOPE\n  channels: [cti]\n", ":2: source 'a': environment variable"),
+        ("'bad name':\n  secret: 'abcdefghijklmnopq'\n  channels: [cti]\n", ":1: source name"),
+        (
+            "a:\n  secret: 'abcdefghijklmnopq'\n  channels: [cti]\n"
+            "a:\n  secret: 'abcdefghijklmnopq'\n  channels: [sms]\n",
+            ":4: source 'a' is defined twice",
+        ),
+        ("a: [\n", ":2: invalid YAML"),
+        ("", ":1: no sources defined"),
+        ("- a\n", ":1: must be a mapping"),
+    ],
+)
+def test_sources_file_errors_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(SourcesError) as info:
+        load_sources(path, environ={})
+    assert f"{path}{message}" in str(info.value)
+
+
+def test_every_problem_of_the_sources_file_is_reported_at_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "a:\n  secret: short\n  channels: [cti]\nb:\n  secret: 'abcdefghijklmnopq'\n"
+        "  channels: [fax]\n",
+    )
+    with pytest.raises(SourcesError) as info:
+        load_sources(path, environ={})
+    assert f"{path}:2:" in str(info.value)
+    assert f"{path}:6:" in str(info.value)
+
+
+def test_a_missing_sources_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(SourcesError, match="cannot read the sources file"):
+        load_sources(tmp_path / "absent.yaml")
