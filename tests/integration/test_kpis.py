@@ -1,0 +1,191 @@
+"""Live KPIs on the real broker: a simulated stretch of a day goes through the worker;
+/api/kpis, /metrics and ClickHouse agree with each other and with the naive oracle."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.integration.conftest import get_json, running_worker, vocflow, wait_for, worker_env
+from tests.unit.kpi import oracle
+from vocflow.schemas import ContactEvent
+from vocflow.streams.config import load_settings
+from vocflow.streams.simulator import SimConfig, simulate
+from vocflow.streams.simulator.publish import publish
+
+pytestmark = pytest.mark.integration
+
+# (name in /api/kpis, name in the oracle)
+COMPARED = (
+    ("contacts", "volume"),
+    ("service_level_ratio", "service_level"),
+    ("asa_seconds", "asa"),
+    ("abandonment_ratio", "abandonment_rate"),
+    ("aht_seconds", "aht"),
+    ("transfer_ratio", "transfer_rate"),
+    ("csat_ratio", "csat"),
+    ("nps", "nps"),
+)
+BYS = (("all", None), ("queue", "queue"), ("channel", "channel"))
+
+
+def sim_config() -> SimConfig:
+    """Two simulated hours that ended half an hour ago (local time), so the
+    'today', '60m' and '15m' intervals all hold some of it."""
+    local_now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    start = local_now - timedelta(hours=2, minutes=30)
+    return SimConfig(
+        seed=42,
+        start_date=start.date(),
+        start_hour=start.hour + start.minute / 60,
+        duration_hours=2.0,
+        contacts_per_day=20_000,
+        customers=3_000,
+    )
+
+
+def metric_lines(url: str) -> dict[tuple[str, frozenset], float]:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    out = {}
+    for m in re.finditer(r"^(vocflow_\w+)(?:\{([^}]*)\})? (\S+)$", text, re.M):
+        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+@pytest.fixture(scope="module")
+def kpi_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    prefix = f"kpi{uuid.uuid4().hex[:8]}."
+    data = tmp_path_factory.mktemp("kpi")
+    env = worker_env(kafka_bootstrap, prefix, data, VOCFLOW_KPI_REFRESH_SECONDS="1")
+    assert vocflow("topics", "--create", env=env).returncode == 0
+    config = sim_config()
+    records = list(simulate(config))
+    events = [ContactEvent.model_validate(r.value) for r in records if r.kind == "contact"]
+    settings = load_settings(environ=env)
+    counts = publish(settings, config)
+    assert counts["contact"] == len(events)
+    contacts = len({e.contact_id for e in events})
+    with running_worker(env, data / "worker.log") as url:
+        wait_for(
+            lambda: (
+                get_json(f"{url}/api/stats").get("clickhouse", {}).get("contact_events")
+                == len(events)
+            ),
+            300,
+            "every event in ClickHouse",
+        )
+        wait_for(
+            lambda: get_json(f"{url}/api/stats")["clickhouse"]["contact_facts"] == contacts,
+            300,
+            "every contact fact in ClickHouse",
+        )
+        done = datetime.now(UTC)
+
+        def fresh_and_consistent() -> bool:
+            doc = get_json(f"{url}/api/kpis")
+            if datetime.fromisoformat(doc["generated_at"]) < done + timedelta(seconds=1):
+                return False
+            lines = metric_lines(url)
+            stamp = lines.get(("vocflow_kpi_refreshed_timestamp_seconds", frozenset()))
+            again = get_json(f"{url}/api/kpis")
+            if (
+                again["generated_at"] != doc["generated_at"]
+                or stamp is None
+                or abs(stamp - datetime.fromisoformat(doc["generated_at"]).timestamp()) > 1e-3
+            ):
+                return False
+            state.update(doc=doc, metrics=lines)
+            return True
+
+        state: dict[str, Any] = {}
+        wait_for(fresh_and_consistent, 120, "a KPI document computed after all facts arrived")
+    return {"env": env, "events": events, **state}
+
+
+def test_api_matches_the_oracle_exactly(kpi_run: dict[str, Any]) -> None:
+    records = oracle.contact_records(kpi_run["events"])
+    doc = kpi_run["doc"]
+    compared = 0
+    for label, interval in doc["intervals"].items():
+        iv = (
+            int(datetime.fromisoformat(interval["start"]).timestamp() * 1000),
+            int(datetime.fromisoformat(interval["end"]).timestamp() * 1000),
+        )
+        for by_label, by in BYS:
+            for api_name, oracle_name in COMPARED:
+                expected = oracle.kpi(
+                    records,
+                    oracle_name,
+                    iv,
+                    by,
+                    threshold_ms=int(doc["sl_threshold_seconds"] * 1000),
+                )
+                got = interval["by"][by_label][api_name]
+                want = {("_all" if by is None else g): (n, d) for g, (_, n, d) in expected.items()}
+                assert {g: (k["numerator"], k["denominator"]) for g, k in got.items()} == want, (
+                    label,
+                    by_label,
+                    api_name,
+                )
+                compared += len(want)
+    assert compared > 200
+    today = doc["intervals"]["today"]["by"]["all"]
+    assert today["contacts"]["_all"]["value"] > 500
+    assert 0 < today["service_level_ratio"]["_all"]["value"] <= 1
+
+
+def test_metrics_equal_the_api(kpi_run: dict[str, Any]) -> None:
+    doc, lines = kpi_run["doc"], kpi_run["metrics"]
+    checked = 0
+    for label, interval in doc["intervals"].items():
+        for by_label, names in interval["by"].items():
+            for name, groups in names.items():
+                for group, kpi in groups.items():
+                    labels = {"interval": label, "queue": "", "channel": "", "department": ""}
+                    if by_label != "all":
+                        labels[by_label] = group
+                    key = (f"vocflow_{name}", frozenset(labels.items()))
+                    if kpi["value"] is None:
+                        assert key not in lines
+                    else:
+                        assert lines[key] == pytest.approx(kpi["value"], rel=1e-12), key
+                        checked += 1
+    assert checked > 300
+
+
+def test_clickhouse_agrees_with_the_api(kpi_run: dict[str, Any]) -> None:
+    doc = kpi_run["doc"]
+    today = doc["intervals"]["today"]
+    result = vocflow(
+        "sql",
+        "--json",
+        (
+            "SELECT count() AS n_contacts, countIf(answered) AS n_answered, "
+            "sumIf(wait_seconds, answered) AS total_wait FROM vocflow.contact_facts FINAL "
+            f"WHERE arrival_at >= parseDateTime64BestEffort('{today['start']}', 3) "
+            f"AND arrival_at < parseDateTime64BestEffort('{today['end']}', 3)"
+        ),
+        env=kpi_run["env"],
+    )
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)[0]
+    api = today["by"]["all"]
+    assert int(row["n_contacts"]) == api["contacts"]["_all"]["numerator"]
+    assert int(row["n_answered"]) == api["asa_seconds"]["_all"]["denominator"]
+    assert round(float(row["total_wait"]) * 1000) == api["asa_seconds"]["_all"]["numerator"]
+
+
+def test_worker_log_has_no_kpi_errors(kpi_run: dict[str, Any]) -> None:
+    log = Path(kpi_run["env"]["VOCFLOW_DATA_DIR"]) / "worker.log"
+    text = log.read_text(errors="replace")
+    assert "KPI refresh failed" not in text
