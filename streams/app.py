@@ -24,6 +24,7 @@ from vocflow.sinks.kafka_sink import ClickHouseSink
 from vocflow.sinks.lag import LagMonitor
 from vocflow.streams import topics as T
 from vocflow.streams.config import Settings
+from vocflow.streams.detector_service import DetectorService
 from vocflow.streams.kpi.fold import fold
 from vocflow.streams.kpi.models import ContactFact, FoldConfig
 from vocflow.streams.normalize import STAGE as NORMALIZE
@@ -35,6 +36,7 @@ from vocflow.streams.routing import LastIssue, carries_voc_text
 from vocflow.streams.rules import RuleSet, load_rules
 from vocflow.streams.views import CompactedView, ProfileStore, RulesHolder
 from vocflow.streams.voc import analyse_and_route
+from vocflow.streams.wallboard import register_wallboard
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class VocflowApp(faust.App):
     profiles: ProfileStore
     views_loaded: asyncio.Event
     kpis: dict[str, Any] | None
+    detector: DetectorService | None
 
 
 def create_app(
@@ -152,7 +155,13 @@ def create_app(
 
     _register_voc_agent(app, settings, topics, dlq)
     _register_facts_agent(app, settings, topics, events_out)
+    app.detector = DetectorService(settings) if sink is not None else None
     _register_pages(app)
+    register_wallboard(
+        app,
+        lambda: app.kpis,
+        lambda: app.detector.extras() if app.detector else {"hot_topics": [], "alerts": []},
+    )
     _register_services(app, settings, topics)
     return app
 
@@ -287,12 +296,16 @@ def _register_services(app: VocflowApp, settings: Settings, topics: T.Topics) ->
             for view in self.views:
                 await view.loaded.wait()
             app.views_loaded.set()
+            if app.detector is not None:
+                await app.detector.start()
             metrics.UP.set(1)
 
         async def on_stop(self) -> None:
             metrics.UP.set(0)
             for view in self.views:
                 await view.stop()
+            if app.detector is not None:
+                await app.detector.stop()
             if sink is not None:
                 await sink.stop()
 

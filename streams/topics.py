@@ -44,6 +44,9 @@ FACTS = TopicSpec(
     "contact_id",
     "ContactFact JSON (streams/kpi/models.py)",
 )
+VOC_ALERTS = TopicSpec(
+    "alerts.voc", "Emerging-issue alerts (surges), masked samples.", "alert_id", "VocAlert",
+)
 DEPARTMENT_PREFIX = "dept."
 AGENTS = TopicSpec("agents.events", "Agent state changes.", "agent_id", "AgentEvent")
 RESOLUTIONS = TopicSpec(
@@ -72,6 +75,7 @@ ALL: tuple[TopicSpec, ...] = (
     VOC,
     ROUTED,
     FACTS,
+    VOC_ALERTS,
     AGENTS,
     RESOLUTIONS,
     PROFILES,
