@@ -251,6 +251,20 @@ def bench_stages(records: list[Raw], settings: Settings) -> Section:
     return section
 
 
+def bench_webhook(settings: Settings) -> Section:
+    from vocflow.streams.ingest_bench import bench_ingest
+
+    section = Section(
+        "Webhook ingestion",
+        "`wrk` (Debian package) on loopback against `vocflow ingest`: one signed CTI event per "
+        "POST; every 202 waits for the Kafka ack (acks=all, idempotent producer). wrk, ingest "
+        "and the broker share the machine.",
+    )
+    for name, value, unit, note in bench_ingest(settings):
+        section.results.append(Result(name, value, unit, note))
+    return section
+
+
 def bench_end_to_end(settings: Settings, records: list[Raw], prefix: str, data: Path) -> Section:
     section = Section(
         "End to end",
@@ -413,7 +427,8 @@ def run_bench(settings: Settings, events: int, output: Path = OUTPUT) -> Path:
     try:
         print(f"generating {events:,} events ...", flush=True)
         records = event_mix(events)
-        sections = [bench_broker(settings, records, prefix), bench_stages(records, settings)]
+        sections = [bench_broker(settings, records, prefix), bench_stages(records, settings),
+                    bench_webhook(settings)]
         with tempfile.TemporaryDirectory(prefix="vocflow-bench-") as data:
             sections.append(bench_end_to_end(settings, records, prefix, Path(data)))
     finally:
