@@ -314,14 +314,19 @@ def _register_services(app: VocflowApp, settings: Settings, topics: T.Topics) ->
             if sink is None:
                 return
             loop = asyncio.get_running_loop()
+            pause = settings.kpi_refresh_seconds
             while not self.should_stop:
-                await self.sleep(settings.kpi_refresh_seconds)
+                await self.sleep(pause)
+                started = loop.time()
                 try:
                     app.kpis = await loop.run_in_executor(
                         None, kpi_service.refresh, settings, sink.store
                     )
                 except Exception as exc:  # advisory: log and retry next round
                     log.warning("KPI refresh failed: %s", str(exc).splitlines()[0][:300])
+                # A big day makes a round expensive: never spend more than a third
+                # of the time (and of the ClickHouse lock) recomputing KPIs.
+                pause = max(settings.kpi_refresh_seconds, 2 * (loop.time() - started))
 
         @Service.task
         async def _poll_backlog(self) -> None:
