@@ -13,7 +13,7 @@ import orjson
 
 from vocflow.schemas import ContactEvent, DeadLetter
 from vocflow.sinks import metrics
-from vocflow.streams.app import create_app, pipeline_stats
+from vocflow.streams.app import counter_values, create_app
 from vocflow.streams.config import load_settings
 
 GOOD = orjson.dumps(
@@ -102,4 +102,4 @@ def test_stage_crash_becomes_processing_error() -> None:
 
 
 def pipeline_stats_in() -> int:
-    return pipeline_stats.__globals__["counter_values"](metrics.STAGE_IN).get(("normalize",), 0)
+    return int(counter_values(metrics.STAGE_IN).get(("normalize",), 0))

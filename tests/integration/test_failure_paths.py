@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from tests.conftest import free_port
@@ -11,13 +10,13 @@ from tests.integration.conftest import vocflow, worker_env
 
 def test_worker_without_broker_exits_with_a_clear_message(tmp_path: Path) -> None:
     env = worker_env(f"127.0.0.1:{free_port()}", "nobroker.", tmp_path)
-    started = time.monotonic()
+    # The bound is the subprocess timeout: a worker still waiting after 90 s fails the
+    # test with TimeoutExpired. No wall-clock figure is asserted.
     result = vocflow("worker", env=env, timeout=90)
     assert result.returncode == 2
     assert "vocflow: error: no Kafka broker answered at 127.0.0.1:" in result.stderr
     assert "check VOCFLOW_KAFKA_BOOTSTRAP" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-    assert time.monotonic() - started < 90
 
 
 def test_bad_config_file_stops_the_worker_before_it_starts(tmp_path: Path) -> None:
