@@ -1,35 +1,24 @@
 """Stage: a validated contact event -> an EnrichedContact whose text is PII-masked.
 
 Masking comes first: everything after this stage (tagging, routing, department
-topics, ClickHouse, logs) only ever sees the masked text. An id that is itself
-PII (operators often use the mobile number as customer id) is replaced by a
-stable pseudonym, so joins still work and the number never leaves.
+topics, ClickHouse, logs) only ever sees the masked text. Ids that are
+themselves PII (operators often use the mobile number as customer id) were
+already replaced by keyed pseudonyms in normalize; `safe_id` here again
+covers events that reach this stage another way (tests, `vocflow eval`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 
 from vocflow.schemas import ContactEvent, CustomerProfile, EnrichedContact, TextAnalysis
 from vocflow.streams.pii import mask_pii
+from vocflow.streams.pseudonyms import safe_id
 from vocflow.streams.sentiment import sentiment_score
 from vocflow.streams.textanalysis import analyze_text
 
 STAGE = "enrich"
-
-
-def pseudonym(value: str) -> str:
-    """Stable, non-reversible stand-in for an id that is a phone, ID or card number."""
-    return "p-" + hashlib.sha256(value.encode()).hexdigest()[:20]
-
-
-def safe_id(value: str | None) -> str | None:
-    if value is None:
-        return None
-    _, counts = mask_pii(value)
-    return pseudonym(value) if any(counts.values()) else value
 
 
 def enrich(
@@ -37,16 +26,13 @@ def enrich(
     profiles: Mapping[str, CustomerProfile],
     now: datetime,
 ) -> EnrichedContact:
-    """Mask, segment, score; join the customer profile (looked up by the raw id)."""
+    """Mask, segment, score; join the customer profile (by the pseudonymous id)."""
     masked_text, counts = mask_pii(event.text) if event.text else (event.text, {})
     result = analyze_text(masked_text)
     sentiment = sentiment_score(masked_text, result.tokens) if masked_text else 0.0
-    profile = profiles.get(event.customer_id) if event.customer_id else None
-    if profile is not None and profile.customer_id != safe_id(profile.customer_id):
-        profile = profile.model_copy(update={"customer_id": safe_id(profile.customer_id)})
-    masked_event = event.model_copy(
-        update={"text": masked_text, "customer_id": safe_id(event.customer_id)}
-    )
+    customer_id = safe_id(event.customer_id) if event.customer_id else None
+    profile = profiles.get(customer_id) if customer_id else None
+    masked_event = event.model_copy(update={"text": masked_text, "customer_id": customer_id})
     return EnrichedContact(
         event=masked_event,
         customer=profile,

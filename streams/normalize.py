@@ -15,6 +15,7 @@ import orjson
 from pydantic import ValidationError
 
 from vocflow.schemas import ContactEvent, DeadLetter, FieldError, Reason, SourceRef
+from vocflow.streams.pseudonyms import safe_id
 
 STAGE = "normalize"
 
@@ -27,6 +28,9 @@ _UNKNOWN_VALUE = {"enum", "literal_error"}
 # Reason picked from the first error of the highest-ranked kind, so one event
 # with several problems gets a stable reason.
 _REASON_RANK = (Reason.missing_field, Reason.unknown_value, Reason.wrong_type, Reason.invalid_value)
+
+
+_ID_FIELDS = ("event_id", "contact_id", "customer_id", "agent_id")
 
 
 def _classify(error_type: str) -> Reason:
@@ -114,7 +118,21 @@ def normalize(
             f"an event must be a JSON object, got {type(data).__name__}",
         )
     try:
-        return ContactEvent.model_validate(data)
+        event = ContactEvent.model_validate(data)
     except ValidationError as exc:
         reason, errors = _field_errors(exc)
         return dead_letter(raw, source, reason, errors, now=now)
+    return without_personal_ids(event)
+
+
+def without_personal_ids(event: ContactEvent) -> ContactEvent:
+    """Ids that are phone numbers, ID numbers, cards or e-mail addresses become
+    keyed pseudonyms here, the first stage: producers (a CRM keyed by mobile
+    number, a third-party client) may send them, and ids are copied into every
+    topic, table and log line downstream. Stable, so joins and dedup still work."""
+    updates = {}
+    for name in _ID_FIELDS:
+        value = getattr(event, name)
+        if value is not None and (safe := safe_id(value)) != value:
+            updates[name] = safe
+    return event.model_copy(update=updates) if updates else event

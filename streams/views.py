@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from vocflow.schemas import CustomerProfile
 from vocflow.sinks import metrics
+from vocflow.streams.pseudonyms import safe_id
 from vocflow.streams.rules import RulesError, RuleSet, parse_rules
 
 log = logging.getLogger(__name__)
@@ -90,12 +91,16 @@ class CompactedView:
 
 
 class ProfileStore(dict[str, CustomerProfile]):
-    """customer_id -> latest profile; a tombstone (null value) deletes."""
+    """customer_id -> latest profile; a tombstone (null value) deletes.
+
+    Indexed by the id events carry after normalize: a CRM id that is a phone
+    number or e-mail address is stored under its pseudonym (and the profile
+    carries the pseudonym), so the number never leaves enrichment."""
 
     def on_record(self, key: bytes | None, value: bytes | None, _h: dict, offset: int) -> None:
         if value is None:
             if key is not None:
-                self.pop(key.decode("utf-8", "replace"), None)
+                self.pop(safe_id(key.decode("utf-8", "replace")), None)
             return
         try:
             profile = CustomerProfile.model_validate_json(value)
@@ -108,7 +113,10 @@ class ProfileStore(dict[str, CustomerProfile]):
                 exc.errors()[0]["msg"],
             )
             return
-        self[profile.customer_id] = profile
+        cid = safe_id(profile.customer_id)
+        if cid != profile.customer_id:
+            profile = profile.model_copy(update={"customer_id": cid})
+        self[cid] = profile
 
 
 class RulesHolder:

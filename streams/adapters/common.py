@@ -18,7 +18,9 @@ Conventions shared by all adapters (documented once here and in README.md):
   database). Epoch numbers are converted to UTC+08:00. Times that carry an
   offset keep it.
 * **Pseudonyms.** Phone numbers and e-mail addresses never become
-  ``customer_id`` in clear: ``<prefix>-`` + SHA-256(normalized value)[:16].
+  ``customer_id`` in clear: ``tel-``/``mail-`` + keyed HMAC of the normalized
+  value (`vocflow.streams.pseudonyms`; the same number gets the same
+  pseudonym on every channel).
 * **Texts** longer than the schema's limit are cut to ``MAX_TEXT_CHARS``
   rather than rejected: a long e-mail is still a customer contact.
 """
@@ -38,6 +40,7 @@ from pydantic import ValidationError
 
 from vocflow.schemas import ContactEvent, Reason
 from vocflow.schemas.contact import MAX_TEXT_CHARS
+from vocflow.streams.pseudonyms import msisdn
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 """China Standard Time. Fixed offset on purpose: China has had no DST since 1991."""
@@ -131,30 +134,17 @@ def make_contact_id(prefix: str, *parts: str) -> str:
     return f"{prefix}:{_sha(prefix, *parts)[:24]}"
 
 
-def pseudonym(prefix: str, value: str) -> str:
-    """Stable stand-in for a personal identifier (phone number, e-mail address)."""
-    return f"{prefix}-{hashlib.sha256(value.encode('utf-8')).hexdigest()[:16]}"
-
-
 def normalize_msisdn(raw: str, loc: str) -> str:
-    """Digits of a phone number, mainland mobiles without their +86/0086/86 prefix.
-
-    So that ``+86 138-0013-8000`` and ``13800138000`` get the same pseudonym.
-    """
+    """A phone number's canonical form (`pseudonyms.msisdn`), or a clear error."""
     digits = re.sub(r"[\s()-]", "", raw)
-    plus = digits.startswith("+")
-    digits = digits.removeprefix("+")
-    if not digits.isascii() or not digits.isdigit() or not 3 <= len(digits) <= 20:
+    bare = digits.removeprefix("+")
+    if not bare.isascii() or not bare.isdigit() or not 3 <= len(bare) <= 20:
         raise AdapterError(
             AdapterReason.invalid_value,
             f"{loc} must be a phone number (digits, optional leading +), got {raw!r}",
             loc=loc,
         )
-    for prefix in ("0086", "86"):
-        rest = digits[len(prefix) :]
-        if digits.startswith(prefix) and len(rest) == 11 and rest.startswith("1"):
-            return rest
-    return ("+" if plus else "") + digits
+    return msisdn(digits)
 
 
 # -------------------------------------------------------------------- times

@@ -58,8 +58,8 @@ from vocflow.streams.adapters.common import (
     load_json,
     make_event_id,
     normalize_msisdn,
-    pseudonym,
 )
+from vocflow.streams.pseudonyms import pseudonym
 
 FORMAT = "cti"
 

@@ -68,9 +68,9 @@ from vocflow.streams.adapters.common import (
     finish,
     make_event_id,
     normalize_msisdn,
-    pseudonym,
     seconds_between,
 )
+from vocflow.streams.pseudonyms import pseudonym
 
 FORMAT = "freeswitch"
 MAX_BYTES = 256_000

@@ -68,8 +68,8 @@ from vocflow.streams.adapters.common import (
     finish,
     make_contact_id,
     make_event_id,
-    pseudonym,
 )
+from vocflow.streams.pseudonyms import pseudonym
 
 FORMAT = "email"
 MAX_BYTES = 25_000_000

@@ -39,8 +39,8 @@ from vocflow.streams.adapters.common import (
     make_contact_id,
     make_event_id,
     normalize_msisdn,
-    pseudonym,
 )
+from vocflow.streams.pseudonyms import pseudonym
 
 FORMAT = "sms"
 _FIELDS = ("from", "to", "text", "received_at", "message_id")
@@ -68,7 +68,7 @@ def _one(loc: str, raw: dict[str, Any], source: str) -> dict[str, Any]:
         event_type="received",
         occurred_at=at,
         source=source,
-        customer_id=pseudonym("sms", sender),
+        customer_id=pseudonym("tel", sender),
         queue=to,
         text=text,
     )

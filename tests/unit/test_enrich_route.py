@@ -7,7 +7,8 @@ import pytest
 from vocflow.schemas import ContactEvent, CustomerProfile, Tier
 from vocflow.schemas.contact import EventType
 from vocflow.streams.config import DEFAULT_RULES_FILE
-from vocflow.streams.enrich import enrich, pseudonym, safe_id
+from vocflow.streams.enrich import enrich
+from vocflow.streams.pseudonyms import pseudonym, safe_id
 from vocflow.streams.routing import (
     LastIssue,
     carries_voc_text,
@@ -17,6 +18,7 @@ from vocflow.streams.routing import (
 )
 from vocflow.streams.rules import load_rules
 from vocflow.streams.tagging import tag
+from vocflow.streams.views import ProfileStore
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 RULES = load_rules(DEFAULT_RULES_FILE)
@@ -49,22 +51,21 @@ def test_enrich_masks_before_anything_else() -> None:
 
 
 def test_enrich_joins_profile_and_pseudonymises_phone_ids() -> None:
-    profiles = {
-        "13812345678": CustomerProfile(customer_id="13812345678", tier=Tier.vip, city="杭州")
-    }
+    profiles = ProfileStore()
+    profile = CustomerProfile(customer_id="13812345678", tier=Tier.vip, city="杭州")
+    profiles.on_record(b"13812345678", profile.model_dump_json().encode(), {}, 0)
     out = enrich(event("谢谢，问题解决了", customer_id="13812345678"), profiles, NOW)
     assert out.customer_known is True
     assert out.customer is not None and out.customer.tier is Tier.vip
-    assert out.event.customer_id == pseudonym("13812345678")
-    assert out.customer.customer_id == pseudonym("13812345678")
+    assert out.event.customer_id == pseudonym("tel", "13812345678")
+    assert out.customer.customer_id == pseudonym("tel", "13812345678")
     assert "13812345678" not in out.model_dump_json()
     assert out.analysis.sentiment > 0
 
 
 def test_safe_id_keeps_ordinary_ids() -> None:
     assert safe_id("C000123") == "C000123"
-    assert safe_id(None) is None
-    assert safe_id("13812345678").startswith("p-")
+    assert safe_id("13812345678") == pseudonym("tel", "13812345678")
 
 
 def test_enrich_without_text_is_neutral() -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from pathlib import Path
 from typing import Any
 
 from vocflow.schemas import ContactEvent
+from vocflow.streams import pseudonyms
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "channels"
 
@@ -22,8 +24,13 @@ def validated(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return events
 
 
-def sha16(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:16]
+def tel(number: str) -> str:
+    """The documented pseudonym of a normalized phone number, computed independently."""
+    return "tel-" + hmac_hex(number)
+
+
+def hmac_hex(value: str) -> str:
+    return hmac.new(pseudonyms._key, value.encode(), hashlib.sha256).hexdigest()[:20]
 
 
 def expected_event_id(fmt: str, source: str, *parts: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.adapters.conftest import sha16
+from tests.unit.adapters.conftest import tel
 from vocflow.schemas import Reason
 from vocflow.schemas.contact import MAX_TEXT_CHARS
 from vocflow.streams.adapters import ADAPTERS, AdapterError, AdapterReason
@@ -13,8 +13,8 @@ from vocflow.streams.adapters.common import (
     clip_text,
     normalize_msisdn,
     parse_time,
-    pseudonym,
 )
+from vocflow.streams.pseudonyms import pseudonym
 
 
 def test_registry_has_every_channel_format() -> None:
@@ -64,7 +64,7 @@ def test_parse_time_rejects(value: object, reason: AdapterReason) -> None:
 )
 def test_mainland_mobiles_normalize_to_one_pseudonym(raw: str) -> None:
     assert normalize_msisdn(raw, "n") == "13800138000"
-    assert pseudonym("sms", normalize_msisdn(raw, "n")) == "sms-" + sha16("13800138000")
+    assert pseudonym("tel", normalize_msisdn(raw, "n")) == tel("13800138000")
 
 
 def test_landlines_and_short_codes_are_kept_as_digits() -> None:

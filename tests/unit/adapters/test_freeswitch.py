@@ -5,12 +5,12 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.unit.adapters.conftest import expected_event_id, load, sha16, summary, validated
+from tests.unit.adapters.conftest import expected_event_id, load, summary, tel, validated
 from vocflow.streams.adapters import AdapterError, AdapterReason, parse_freeswitch
 
 SESSION = "8f0e2c8a-1b7d-4a53-9a0c-3f4e5d6c7b81"
 MEMBER = "c5b3a1f2-6d4e-4f0a-b1c2-9e8d7f6a5b4c"
-CALLER = "tel-" + sha16("13800138000")
+CALLER = tel("13800138000")
 
 
 def test_member_queue_start_in_plain_format_with_socket_envelope() -> None:
@@ -53,7 +53,7 @@ def test_cancel_by_caller_is_abandoned() -> None:
     assert ev["occurred_at"] == "2024-05-06T10:03:05+08:00"
     assert ev["payload"] == {"wait_seconds": 54.0}
     assert ev["contact_id"] == "0b9c8d7e-6f5a-4b3c-9d2e-1f0a9b8c7d6e"
-    assert ev["customer_id"] == "tel-" + sha16("02150123456")  # landline, digits only
+    assert ev["customer_id"] == tel("02150123456")  # landline, digits only
 
 
 def test_queue_timeout_is_timed_out_and_anonymous_caller_is_unknown() -> None:
@@ -111,7 +111,7 @@ def test_json_array_and_fallback_to_event_date_timestamp() -> None:
         ("offered", "2024-05-06T09:15:00.500000+08:00"),
         ("queued", "2024-05-06T09:15:00.500000+08:00"),
     ]
-    assert events[0]["customer_id"] == "tel-" + sha16("13900001111")
+    assert events[0]["customer_id"] == tel("13900001111")
     assert events[0]["source"] == "fs-hz"
 
 

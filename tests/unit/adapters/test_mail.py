@@ -7,7 +7,7 @@ import base64
 import orjson
 import pytest
 
-from tests.unit.adapters.conftest import expected_event_id, load, sha16, validated
+from tests.unit.adapters.conftest import expected_event_id, hmac_hex, load, validated
 from vocflow.streams.adapters import AdapterError, AdapterReason, parse_email
 from vocflow.streams.adapters.common import make_contact_id
 from vocflow.streams.adapters.mail import html_to_text, strip_quoted
@@ -20,7 +20,7 @@ def test_gbk_base64_new_complaint() -> None:
     # Arrival at our MX (top Received header), not the sender's Date header.
     assert ev["occurred_at"] == "2024-05-06T09:32:18+08:00"
     assert ev["queue"] == "kefu@kefu.example.cn"
-    assert ev["customer_id"] == "mail-" + sha16("wang_hz88@example.net")  # lower-cased
+    assert ev["customer_id"] == "mail-" + hmac_hex("wang_hz88@example.net")  # lower-cased
     msgid = "5f2c1a7e.3b9d.18f4b2c6a1e.Coremail.wang_hz88@example.net"
     assert ev["contact_id"] == make_contact_id("email", msgid)
     assert ev["event_id"] == expected_event_id("email", "email", msgid)
@@ -42,7 +42,7 @@ def test_gb2312_label_with_gbk_bytes_quoted_printable_reply() -> None:
     # The thread root is the first References id: the customer's original mail.
     assert ev["contact_id"] == make_contact_id("email", "20240426093307.A1B2C3@example.org")
     assert ev["occurred_at"] == "2024-05-06T10:15:07+08:00"
-    assert ev["customer_id"] == "mail-" + sha16("zhe.wang@example.org")
+    assert ev["customer_id"] == "mail-" + hmac_hex("zhe.wang@example.org")
     # 喆 and 镕 are GBK-only: they decode because GB2312 is read as GB18030.
     assert ev["text"] == (
         "回复：关于王喆账单异常扣费（镕）的咨询\n\n"
@@ -59,7 +59,7 @@ def test_utf8_alternative_prefers_plain_and_strips_quotes() -> None:
     assert ev["event_type"] == "message"
     assert ev["contact_id"] == make_contact_id("email", "20240505182001.5521@kefu.example.cn")
     assert ev["occurred_at"] == "2024-05-06T02:41:33Z"  # keeps the Received header's offset
-    assert ev["customer_id"] == "mail-" + sha16("li.na.2020@example.com")
+    assert ev["customer_id"] == "mail-" + hmac_hex("li.na.2020@example.com")
     assert ev["text"] == (
         "Re: 套餐变更\n\n"
         "你好，我想把现在的58元套餐改成99元的5G畅享套餐，请问下个月1号能生效吗？\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.unit.adapters.conftest import expected_event_id, load, sha16, summary, validated
+from tests.unit.adapters.conftest import expected_event_id, load, summary, tel, validated
 from vocflow.streams.adapters import AdapterError, AdapterReason, parse_sms
 
 
@@ -19,7 +19,7 @@ def test_inbound_batch() -> None:
     assert first["text"] == "查询本月话费余额，为什么这个月扣了两次月租？"
     assert second["text"] == "TD"
     # Same sender written two ways -> one pseudonym; the number is never in clear.
-    assert first["customer_id"] == second["customer_id"] == "sms-" + sha16("13905712233")
+    assert first["customer_id"] == second["customer_id"] == tel("13905712233")
     assert b"13905712233" not in orjson.dumps(events)
     assert b"0571" not in orjson.dumps(events)
     assert {e["queue"] for e in events} == {"10086"}
