@@ -199,9 +199,7 @@ class ClickHouseSink:
         while True:
             started = time.perf_counter()
             try:
-                await loop.run_in_executor(
-                    None, self.store.insert, table, spec.columns, pending.rows, token
-                )
+                await loop.run_in_executor(None, self._write, spec, pending, token)
             except Exception as exc:  # ClickHouse errors are many types; all are retried
                 metrics.SINK_FAILURES.labels(table).inc()
                 log.error(
@@ -217,6 +215,12 @@ class ClickHouseSink:
             metrics.SINK_BATCH_ROWS.labels(table).observe(len(pending.rows))
             metrics.SINK_ROWS.labels(table).inc(len(pending.rows))
             return
+
+    def _write(self, spec: TableSpec, pending: _Pending, token: str) -> None:
+        assert self.store is not None
+        if spec.before_insert is not None:
+            pending.rows = spec.before_insert(self.store, pending.rows)
+        self.store.insert(spec.table, spec.columns, pending.rows, token)
 
     async def stop(self) -> None:
         """Finish the current poll, write what is pending, commit, close."""

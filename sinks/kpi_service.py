@@ -1,36 +1,36 @@
-"""Live KPIs: read today's contact facts and agent events from ClickHouse, compute
-every DOMAIN.md KPI with the oracle-tested functions of `vocflow.streams.kpi`,
-and publish them as Prometheus gauges and as the `/api/kpis` document.
+"""Live KPIs: every DOMAIN.md KPI from ClickHouse's named queries (sinks/kpis.sql),
+published as Prometheus gauges and as the `/api/kpis` document.
 
-Computing from ClickHouse (rather than from each worker's table partition)
-gives one consistent answer however many workers fold the facts: ratios cannot
-be summed across workers, their numerators and denominators can only be
-counted in one place. The process that owns ClickHouse runs this every
-`VOCFLOW_KPI_REFRESH_SECONDS`.
+Interval KPIs are sums over the 1-minute aggregates (`kpi_minutes`), so a
+refresh costs a few small GROUP BYs however many contacts the day had; the
+point-in-time gauges, repeat-based FCR and async SLA breaches read the facts
+that can still matter. Computing in ClickHouse (rather than from each worker's
+table partition) gives one consistent answer however many workers fold the
+facts: ratios cannot be summed across workers, their numerators and
+denominators can. The process that owns ClickHouse runs this every
+`VOCFLOW_KPI_REFRESH_SECONDS`. `facts_results` is the same computation in
+Python over facts: the reference the SQL is tested against, and the source of
+the wallboard's test documents.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from prometheus_client import Gauge
 
-from vocflow.schemas import AgentEvent
+from vocflow.sinks import agent_kpis, kpi_queries
 from vocflow.sinks.clickhouse import ClickHouseStore
-from vocflow.streams.config import Settings
+from vocflow.streams.config import Settings, kpi_targets
 from vocflow.streams.kpi import kpis as K
-from vocflow.streams.kpi.agents import AgentTimeline, all_agent_times, fold_agent, occupancy
-from vocflow.streams.kpi.fold import annotate
-from vocflow.streams.kpi.intervals import bucket, rolling, today
-from vocflow.streams.kpi.models import ContactFact, Interval, Kpi, to_ms
+from vocflow.streams.kpi.agents import AgentTimeline, all_agent_times, occupancy
+from vocflow.streams.kpi.models import HOUR_MS, ContactFact, Interval, Kpi, from_ms, to_ms
 
 log = logging.getLogger(__name__)
 
-DIMENSIONS: tuple[K.GroupBy, ...] = (None, "queue", "channel", "department")
 LABELS = ["interval", "queue", "channel", "department"]
 
 GAUGES: dict[str, Gauge] = {
@@ -55,52 +55,152 @@ GAUGES: dict[str, Gauge] = {
         "resolution_breach_ratio": "Async contacts past the resolution SLA.",
     }.items()
 }
-OCCUPANCY = Gauge("vocflow_occupancy_ratio", "Handling / (ready + handling).", ["interval", "team"])
+TEAM_GAUGES = {
+    "occupancy": Gauge(
+        "vocflow_occupancy_ratio", "Handling / (ready + handling).", ["interval", "team"]
+    ),
+    "utilization": Gauge(
+        "vocflow_utilization_ratio", "Handling / scheduled time.", ["interval", "team"]
+    ),
+    "adherence": Gauge(
+        "vocflow_adherence_ratio",
+        "Time in the scheduled state / scheduled time.",
+        ["interval", "team"],
+    ),
+}
+# Denominators an alert rule needs to tell a real drop from small-sample noise.
+DENOMINATOR_GAUGES = {
+    "csat_ratio": Gauge("vocflow_csat_answers", "Survey answers with a CSAT score.", LABELS),
+}
 REFRESHED = Gauge("vocflow_kpi_refreshed_timestamp_seconds", "When KPIs were last computed.")
 
 FIRST_RESPONSE_SLA_MS = 4 * 3600 * 1000
 RESOLUTION_SLA_MS = 24 * 3600 * 1000
 
 
-def _interval_kpis(
-    settings: Settings, facts: list[ContactFact], iv: Interval, by: K.GroupBy, at: int
-) -> dict[str, dict[str, Kpi]]:
-    t = settings.sl_threshold_seconds
-    out = {
-        "service_level_ratio": K.service_level(facts, iv, t, by),
-        "asa_seconds": K.asa(facts, iv, by),
-        "abandonment_ratio": K.abandonment_rate(facts, iv, by),
-        "aht_seconds": K.aht(facts, iv, by),
-        "transfer_ratio": K.transfer_rate(facts, iv, by),
-        "fcr_ratio": K.fcr(facts, iv, by=by),
-        "fcr_survey_ratio": K.fcr_survey(facts, iv, by),
-        "repeat_contact_ratio": K.repeat_contact_rate(facts, iv, by=by),
-        "csat_ratio": K.csat(facts, iv, by),
-        "nps": K.nps(facts, iv, by),
-        "complaint_ratio": K.complaint_rate(facts, iv, by),
-        "contacts": K.volume(facts, iv, by),
-        "first_response_breach_ratio": K.first_response_breaches(
-            facts, iv, at, FIRST_RESPONSE_SLA_MS, by=by
+# Named-query KPI -> name in /api/kpis and in the gauges (vocflow_<name>).
+API_NAMES = {
+    "volume": "contacts",
+    "service_level": "service_level_ratio",
+    "asa": "asa_seconds",
+    "abandonment_rate": "abandonment_ratio",
+    "aht": "aht_seconds",
+    "transfer_rate": "transfer_ratio",
+    "fcr": "fcr_ratio",
+    "fcr_survey": "fcr_survey_ratio",
+    "repeat_contact_rate": "repeat_contact_ratio",
+    "csat": "csat_ratio",
+    "nps": "nps",
+    "complaint_rate": "complaint_ratio",
+    "first_response_breach_rate": "first_response_breach_ratio",
+    "resolution_breach_rate": "resolution_breach_ratio",
+    "queue_depth": "queue_depth",
+    "oldest_waiting": "oldest_waiting_seconds",
+    "backlog": "backlog",
+}
+NOW_KPIS = ("queue_depth", "oldest_waiting", "backlog")
+INTERVAL_KPIS = tuple(k for k in API_NAMES if k not in NOW_KPIS)
+BYS = ("all", "queue", "channel", "department")
+
+
+def sql_results(
+    settings: Settings, store: ClickHouseStore, iv: Interval | None, at: datetime
+) -> kpi_queries.Result:
+    """The interval KPIs of ``iv`` (None: the point-in-time ones at ``at``)."""
+    if iv is None:
+        return _merge(
+            kpi_queries.run(store, "waiting", {"at": at, "stale_ms": K.DEFAULT_STALE_WAIT_MS}),
+            kpi_queries.run(store, "backlog", {"at": at}),
+        )
+    span = {"start": from_ms(iv.start_ms), "end": from_ms(iv.end_ms)}
+    window_ms = round(settings.repeat_window_hours * HOUR_MS)
+    return _merge(
+        kpi_queries.run(store, "interval", span),
+        kpi_queries.run(store, "fcr", {**span, "window_ms": window_ms}),
+        kpi_queries.run(
+            store,
+            "sla_breaches",
+            {**span, "at": at, "fr_sla_ms": FIRST_RESPONSE_SLA_MS, "res_sla_ms": RESOLUTION_SLA_MS},
         ),
-        "resolution_breach_ratio": K.resolution_breaches(facts, iv, at, RESOLUTION_SLA_MS, by=by),
-    }
-    if by == "queue" and settings.sl_threshold_by_queue:
-        for queue, threshold in settings.sl_threshold_by_queue.items():
-            own = [f for f in facts if f.first_queue == queue]
-            out["service_level_ratio"].update(K.service_level(own, iv, threshold, "queue"))
+    )
+
+
+def facts_results(
+    settings: Settings, facts: list[ContactFact], iv: Interval | None, at: datetime
+) -> kpi_queries.Result:
+    """`sql_results` computed in Python from folded facts (see the module doc)."""
+    targets = kpi_targets(settings)
+    at_ms = to_ms(at)
+    out: kpi_queries.Result = {}
+    for label in BYS:
+        by: K.GroupBy = None if label == "all" else label  # type: ignore[assignment]
+        if iv is None:
+            out[label] = {
+                "queue_depth": K.queue_depth(facts, at_ms, by),
+                "oldest_waiting": K.oldest_waiting(facts, at_ms, by),
+                "backlog": K.backlog(facts, at_ms, by),
+            }
+            continue
+        window = round(settings.repeat_window_hours * HOUR_MS)
+        by_threshold: dict[int, list[ContactFact]] = {}
+        for f in facts:
+            by_threshold.setdefault(targets.sl_threshold(f.first_queue), []).append(f)
+        out[label] = {
+            "volume": K.volume(facts, iv, by),
+            "service_level": _sum_groups(
+                K.service_level(own, iv, t / 1000, by) for t, own in by_threshold.items()
+            ),
+            "asa": K.asa(facts, iv, by),
+            "abandonment_rate": K.abandonment_rate(facts, iv, by),
+            "aht": K.aht(facts, iv, by),
+            "transfer_rate": K.transfer_rate(facts, iv, by),
+            "fcr": K.fcr(facts, iv, window, by),
+            "fcr_survey": K.fcr_survey(facts, iv, by),
+            "repeat_contact_rate": K.repeat_contact_rate(facts, iv, window, by),
+            "csat": K.csat(facts, iv, by),
+            "nps": K.nps(facts, iv, by),
+            "complaint_rate": K.complaint_rate(facts, iv, by),
+            "first_response_breach_rate": K.first_response_breaches(
+                facts, iv, at_ms, FIRST_RESPONSE_SLA_MS, by
+            ),
+            "resolution_breach_rate": K.resolution_breaches(
+                facts, iv, at_ms, RESOLUTION_SLA_MS, by
+            ),
+        }
+    return out
+
+
+def _sum_groups(parts: Iterable[dict[str, Kpi]]) -> dict[str, Kpi]:
+    out: dict[str, Kpi] = {}
+    for part in parts:
+        for group, k in part.items():
+            o = out.get(group)
+            out[group] = (
+                k
+                if o is None
+                else Kpi.of(
+                    k.name, k.unit, o.numerator + k.numerator, o.denominator + k.denominator
+                )
+            )
+    return out
+
+
+def _merge(*results: kpi_queries.Result) -> kpi_queries.Result:
+    out: kpi_queries.Result = {}
+    for result in results:
+        for by, kpis in result.items():
+            out.setdefault(by, {}).update(kpis)
     return out
 
 
 def compute(
-    settings: Settings, facts: list[ContactFact], timelines: list[AgentTimeline], now: datetime
+    settings: Settings,
+    results: Callable[[Interval | None, datetime], kpi_queries.Result],
+    timelines: list[AgentTimeline],
+    now: datetime,
 ) -> dict[str, Any]:
     """The /api/kpis document: intervals x dimensions x KPIs, plus point-in-time gauges."""
     at = to_ms(now)
-    intervals = {
-        "15m": bucket(now, 15, settings.timezone),
-        "60m": rolling(now, 60),
-        "today": today(now, settings.timezone),
-    }
     doc: dict[str, Any] = {
         "generated_at": now.isoformat(),
         "timezone": settings.timezone,
@@ -109,28 +209,24 @@ def compute(
         "now": {},
         "agents": {},
     }
-    for label, iv in intervals.items():
+
+    def section(result: kpi_queries.Result, names: tuple[str, ...]) -> dict[str, Any]:
+        return {
+            by: {API_NAMES[n]: _one(result.get(by, {}).get(n, {})) for n in names} for by in BYS
+        }
+
+    for label, iv in agent_kpis.intervals(now, settings.timezone).items():
         doc["intervals"][label] = {
             "start": datetime.fromtimestamp(iv.start_ms / 1000, UTC).isoformat(),
             "end": datetime.fromtimestamp(iv.end_ms / 1000, UTC).isoformat(),
-            "by": {
-                str(by or "all"): _as_json(_interval_kpis(settings, facts, iv, by, at))
-                for by in DIMENSIONS
-            },
+            "by": section(results(iv, now), INTERVAL_KPIS),
         }
         times = all_agent_times(timelines, [], iv, as_of=at)
         doc["agents"][label] = {
             "occupancy_by_team": _one(occupancy(times, "team")),
             "occupancy": _one(occupancy(times, None)),
         }
-    for by in DIMENSIONS:
-        doc["now"][str(by or "all")] = _as_json(
-            {
-                "queue_depth": K.queue_depth(facts, at, by),
-                "oldest_waiting_seconds": K.oldest_waiting(facts, at, by),
-                "backlog": K.backlog(facts, at, by),
-            }
-        )
+    doc["now"] = section(results(None, now), NOW_KPIS)
     return doc
 
 
@@ -148,75 +244,49 @@ def _as_json(by_name: dict[str, dict[str, Kpi]]) -> dict[str, dict[str, dict[str
 
 
 def publish_gauges(doc: dict[str, Any]) -> None:
-    """Mirror the document into gauges; a group with no value this round is removed."""
-    for gauge in [*GAUGES.values(), OCCUPANCY]:
-        gauge.clear()
+    """Mirror the document into gauges; a group with no value this round is removed.
 
-    def labels(interval: str, by: str, group: str) -> dict[str, str]:
-        out = {"interval": interval, "queue": "", "channel": "", "department": ""}
-        if by != "all":
-            out[by] = group
-        return out
+    Series are set first and stale ones removed after, never cleared and
+    refilled: a scrape in between must not find a KPI missing (alert rules
+    would see it vanish and come back)."""
+    values: dict[Gauge, dict[tuple[str, ...], float]] = {
+        g: {} for g in [*GAUGES.values(), *TEAM_GAUGES.values(), *DENOMINATOR_GAUGES.values()]
+    }
+
+    def put(name: str, interval: str, by: str, groups: dict[str, Any]) -> None:
+        for group, kpi in groups.items():
+            if kpi["value"] is not None:
+                labels = {"interval": interval, "queue": "", "channel": "", "department": ""}
+                if by != "all":
+                    labels[by] = group
+                key = tuple(labels[n] for n in LABELS)
+                values[GAUGES[name]][key] = kpi["value"]
+                if name in DENOMINATOR_GAUGES:
+                    values[DENOMINATOR_GAUGES[name]][key] = kpi["denominator"]
 
     for interval, body in doc["intervals"].items():
         for by, names in body["by"].items():
             for name, groups in names.items():
-                for group, kpi in groups.items():
-                    if kpi["value"] is not None:
-                        GAUGES[name].labels(**labels(interval, by, group)).set(kpi["value"])
+                put(name, interval, by, groups)
     for by, names in doc["now"].items():
         for name, groups in names.items():
-            for group, kpi in groups.items():
-                if kpi["value"] is not None:
-                    GAUGES[name].labels(**labels("now", by, group)).set(kpi["value"])
+            put(name, "now", by, groups)
     for interval, body in doc["agents"].items():
-        for team, kpi in body["occupancy_by_team"].items():
-            if kpi["value"] is not None:
-                OCCUPANCY.labels(interval, team).set(kpi["value"])
+        for name, gauge in TEAM_GAUGES.items():
+            for team, kpi in body.get(f"{name}_by_team", {}).items():
+                if kpi["value"] is not None:
+                    values[gauge][(interval, team)] = kpi["value"]
+    for gauge, series in values.items():
+        for label_values, value in series.items():
+            gauge.labels(*label_values).set(value)
+        for stale in _published.get(gauge, set()) - series.keys():
+            gauge.remove(*stale)
+        _published[gauge] = set(series)
     REFRESHED.set(datetime.fromisoformat(doc["generated_at"]).timestamp())
 
 
-def load(store: ClickHouseStore, since: datetime) -> tuple[list[ContactFact], list[AgentTimeline]]:
-    """Facts active since `since` (annotated with their routed department) and agent timelines."""
-    db = store.database
-    departments = dict(
-        store.query(
-            f"SELECT contact_id, department FROM {db}.routing_log FINAL "
-            "WHERE occurred_at >= {since:DateTime64(3, 'UTC')}",
-            {"since": since},
-        )
-    )
-    facts = []
-    for (raw,) in store.query(
-        f"SELECT fact FROM {db}.contact_facts FINAL "
-        "WHERE last_activity_at >= {since:DateTime64(3, 'UTC')}",
-        {"since": since},
-    ):
-        fact = ContactFact.from_dict(orjson.loads(raw))
-        department = departments.get(fact.contact_id)
-        if department is not None:
-            fact = annotate(fact, department=department) or fact
-        facts.append(fact)
-    timelines: dict[str, AgentTimeline] = {}
-    for row in store.query_dicts(
-        f"SELECT event_id, agent_id, team, state, reason, contact_id, occurred_at "
-        f"FROM {db}.agent_events FINAL WHERE occurred_at >= {{since:DateTime64(3, 'UTC')}} "
-        "ORDER BY occurred_at",
-        {"since": since},
-    ):
-        event = AgentEvent(
-            event_id=row["event_id"],
-            agent_id=row["agent_id"],
-            team=row["team"] or None,
-            state=row["state"],
-            reason=row["reason"] or None,
-            contact_id=row["contact_id"],
-            occurred_at=row["occurred_at"].replace(tzinfo=UTC),
-        )
-        updated = fold_agent(timelines.get(event.agent_id), event)
-        if updated is not None:
-            timelines[event.agent_id] = updated
-    return facts, list(timelines.values())
+# Label values each gauge was last published with (to remove what went away).
+_published: dict[Gauge, set[tuple[str, ...]]] = {}
 
 
 def refresh(
@@ -224,10 +294,11 @@ def refresh(
     store: ClickHouseStore,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> dict[str, Any]:
-    """One round: load, compute, publish; returns the document for /api/kpis."""
+    """One round: query, compute, publish; returns the document for /api/kpis."""
     now = clock()
-    # Yesterday too: FCR looks back one repeat window, and 'today' starts at local midnight.
-    facts, timelines = load(store, now - timedelta(days=2))
-    doc = compute(settings, facts, timelines, now)
+    since, _ = agent_kpis.span(agent_kpis.intervals(now, settings.timezone))
+    timelines = agent_kpis.load_timelines(store, since)
+    doc = compute(settings, lambda iv, at: sql_results(settings, store, iv, at), timelines, now)
+    agent_kpis.refresh(settings, store, now, doc["agents"], timelines)
     publish_gauges(doc)
     return doc

@@ -68,3 +68,7 @@ OVERDUE_ITEMS = Gauge(
     "Routed items unresolved past their SLA due time.",
     ["department"],
 )
+FACTS_HELD = Gauge("vocflow_facts_held", "Contact facts in this worker's table (memory).")
+FACTS_EVICTED = Counter(
+    "vocflow_facts_evicted_total", "Contact facts forgotten after VOCFLOW_FACTS_TTL_HOURS idle."
+)

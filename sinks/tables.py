@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
 from vocflow.schemas import AgentEvent, ContactEvent, DeadLetter, Resolution, RoutingEnvelope
+from vocflow.schemas.shift import ShiftRecord
+from vocflow.sinks.clickhouse import ClickHouseStore
 from vocflow.streams import topics as T
 from vocflow.streams.kpi.models import ContactFact, from_ms
 from vocflow.streams.pii import mask_pii
+from vocflow.streams.pseudonyms import safe_id
 
 Row = list[Any]
 
@@ -27,6 +31,8 @@ class TableSpec:
     source: T.TopicSpec
     columns: tuple[str, ...]
     to_row: Callable[[bytes, int, int], Row]
+    # Runs on the sink's writer thread just before a batch is inserted.
+    before_insert: Callable[[ClickHouseStore, list[Row]], list[Row]] | None = None
 
 
 def _contact_event_row(value: bytes, partition: int, offset: int) -> Row:
@@ -143,22 +149,38 @@ def _resolution_row(value: bytes, partition: int, offset: int) -> Row:
 def _fact_row(value: bytes, partition: int, offset: int) -> Row:
     try:
         data = orjson.loads(value)
+        deltas = data.pop("kpi_deltas", [])
         f = ContactFact.from_dict(data)
-    except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+        kpi_deltas = [
+            (from_ms(minute), queue, channel, department, counters)
+            for minute, queue, channel, department, counters in deltas
+        ]
+    except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"not a contact fact: {exc}") from None
     last = f.last_activity_ms
     if last is None:
         raise ValueError("contact fact without any event time")
-    arrival = f.arrival_ms
+
+    def at(ms: int | None) -> datetime | None:
+        return from_ms(ms) if ms is not None else None
+
     return [
         f.contact_id,
         f.version,
         f.channel or "",
         f.queue or "",
         f.first_queue or "",
+        f.department or "",
+        f.category or "",
         f.agent_id,
         f.customer_id,
-        from_ms(arrival) if arrival is not None else None,
+        at(f.arrival_ms),
+        at(f.offered_ms),
+        at(f.wait_start_ms),
+        at(f.left_queue_ms),
+        at(f.received_ms),
+        at(f.first_response_ms),
+        at(f.resolved_ms),
         f.is_answered,
         f.is_abandoned,
         f.short_abandon,
@@ -168,10 +190,41 @@ def _fact_row(value: bytes, partition: int, offset: int) -> Row:
         f.csat,
         f.nps,
         from_ms(last),
-        value.decode(),
+        orjson.dumps(data).decode(),
+        kpi_deltas,
         partition,
         offset,
     ]
+
+
+def strip_stored_deltas(store: ClickHouseStore, rows: list[Row]) -> list[Row]:
+    """Keep the KPI deltas of each (contact_id, version) only the first time it
+    is stored. The worker may emit a fact version twice (at-least-once), and the
+    sink may re-read a batch after a crash with other batch boundaries (so another
+    dedup token); without this the 1-minute aggregates would count those deltas
+    twice. Versions of a contact reach the sink in order (one key, one
+    partition), so a stored version >= v means v's delta is already counted;
+    merges keep only the latest version, which is why "stored" means "max"."""
+    columns = CONTACT_FACTS.columns
+    i_id, i_version = columns.index("contact_id"), columns.index("version")
+    i_deltas = columns.index("kpi_deltas")
+    carrying = [r for r in rows if r[i_deltas]]
+    if not carrying:
+        return rows
+    latest: dict[str, int] = dict(
+        store.query(
+            f"SELECT contact_id, max(version) FROM {store.database}.contact_facts "
+            "WHERE contact_id IN {ids:Array(String)} GROUP BY contact_id",
+            {"ids": list({r[i_id] for r in carrying})},
+        )
+    )
+    for row in carrying:
+        cid, version = row[i_id], row[i_version]
+        if version <= latest.get(cid, 0):
+            row[i_deltas] = []
+        else:
+            latest[cid] = version
+    return rows
 
 
 def _agent_event_row(value: bytes, partition: int, offset: int) -> Row:
@@ -179,14 +232,32 @@ def _agent_event_row(value: bytes, partition: int, offset: int) -> Row:
         a = AgentEvent.model_validate_json(value)
     except ValidationError as exc:
         raise ValueError(f"not an AgentEvent: {exc.error_count()} error(s)") from None
+    # Same pseudonyms as normalize gives contact events, so the ids still join.
     return [
-        a.event_id,
-        a.agent_id,
+        safe_id(a.event_id),
+        safe_id(a.agent_id),
         a.team or "",
         a.state.value,
         a.reason or "",
-        a.contact_id,
+        safe_id(a.contact_id) if a.contact_id is not None else None,
         a.occurred_at,
+        partition,
+        offset,
+    ]
+
+
+def _shift_row(value: bytes, partition: int, offset: int) -> Row:
+    try:
+        s = ShiftRecord.model_validate_json(value)
+    except ValidationError as exc:
+        raise ValueError(f"not a ShiftRecord: {exc.error_count()} error(s)") from None
+    return [
+        safe_id(s.agent_id),
+        s.team or "",
+        s.start,
+        s.end,
+        s.activity,
+        s.published_at,
         partition,
         offset,
     ]
@@ -302,9 +373,17 @@ CONTACT_FACTS = TableSpec(
         "channel",
         "queue",
         "first_queue",
+        "department",
+        "category",
         "agent_id",
         "customer_id",
         "arrival_at",
+        "offered_at",
+        "wait_start_at",
+        "left_queue_at",
+        "received_at",
+        "first_response_at",
+        "resolved_at",
         "answered",
         "abandoned",
         "short_abandon",
@@ -315,10 +394,12 @@ CONTACT_FACTS = TableSpec(
         "nps",
         "last_activity_at",
         "fact",
+        "kpi_deltas",
         "kafka_partition",
         "kafka_offset",
     ),
     _fact_row,
+    strip_stored_deltas,
 )
 AGENT_EVENTS = TableSpec(
     "agent_events",
@@ -336,6 +417,21 @@ AGENT_EVENTS = TableSpec(
     ),
     _agent_event_row,
 )
+AGENT_SHIFTS = TableSpec(
+    "agent_shifts",
+    T.SHIFTS,
+    (
+        "agent_id",
+        "team",
+        "start",
+        "end",
+        "activity",
+        "published_at",
+        "kafka_partition",
+        "kafka_offset",
+    ),
+    _shift_row,
+)
 
 ALL: tuple[TableSpec, ...] = (
     CONTACT_EVENTS,
@@ -344,4 +440,5 @@ ALL: tuple[TableSpec, ...] = (
     RESOLUTIONS,
     CONTACT_FACTS,
     AGENT_EVENTS,
+    AGENT_SHIFTS,
 )

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 import orjson
@@ -18,15 +19,17 @@ from faust.types import EventT
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from vocflow.schemas import ContactEvent, FieldError, Reason, SourceRef
+from vocflow.schemas import ContactEvent, FieldError, Reason, RoutingEnvelope, SourceRef
 from vocflow.sinks import backlog, kpi_service, metrics
 from vocflow.sinks.kafka_sink import ClickHouseSink
 from vocflow.sinks.lag import LagMonitor
 from vocflow.streams import topics as T
-from vocflow.streams.config import Settings
+from vocflow.streams.config import Settings, fold_config, kpi_targets
 from vocflow.streams.detector_service import DetectorService
-from vocflow.streams.kpi.fold import fold
-from vocflow.streams.kpi.models import ContactFact, FoldConfig
+from vocflow.streams.eviction import LAST_ACTIVITY, idle_facts
+from vocflow.streams.kpi.contributions import delta as kpi_delta
+from vocflow.streams.kpi.fold import annotate, fold
+from vocflow.streams.kpi.models import HOUR_MS, ContactFact
 from vocflow.streams.normalize import STAGE as NORMALIZE
 from vocflow.streams.normalize import dead_letter, normalize
 from vocflow.streams.routing import (
@@ -38,11 +41,13 @@ from vocflow.streams.views import CompactedView, ProfileStore, RulesHolder
 from vocflow.streams.voc import analyse_and_route
 from vocflow.streams.wallboard import register_wallboard
 
+T_ = TypeVar("T_")
 log = logging.getLogger(__name__)
 
 LAG_POLL_SECONDS = 10.0
 FACTS_STAGE = "facts"
 BACKLOG_POLL_SECONDS = 15.0
+FACT_EVICTION_SECONDS = 300.0
 ROUTED_MEMORY = timedelta(days=1)  # a contact longer than this may be routed twice
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
@@ -81,6 +86,7 @@ class VocflowApp(faust.App):
     views_loaded: asyncio.Event
     kpis: dict[str, Any] | None
     detector: DetectorService | None
+    evict_idle_facts: Callable[[], Awaitable[int]]
 
 
 def create_app(
@@ -154,7 +160,7 @@ def create_app(
                 metrics.DLQ.labels(NORMALIZE, result.reason.value).inc()
 
     _register_voc_agent(app, settings, topics, dlq)
-    _register_facts_agent(app, settings, topics, events_out)
+    _register_facts_agent(app, settings, topics)
     app.detector = DetectorService(settings) if sink is not None else None
     _register_pages(app)
     register_wallboard(
@@ -166,32 +172,97 @@ def create_app(
     return app
 
 
-def _register_facts_agent(
-    app: VocflowApp, settings: Settings, topics: T.Topics, events_in: faust.TopicT
-) -> None:
-    """contacts.events -> fold into one fact per contact -> contacts.facts (on change)."""
+def _register_facts_agent(app: VocflowApp, settings: Settings, topics: T.Topics) -> None:
+    """contacts.events + contacts.routed -> one fact per contact -> contacts.facts (on change).
+
+    Both inputs are keyed by contact_id with the same partition count, so a
+    contact's events and its routing decision meet in the same table partition.
+    The routing decision adds the department and category the fact needs for
+    per-department KPIs and the repeat-based FCR."""
+    routed_name = topics.name(T.ROUTED)
+    facts_in = app.topic(
+        topics.name(T.EVENTS),
+        routed_name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
     facts_out = _raw_topic(app, topics, T.FACTS)
     facts = app.Table("contact-facts", default=dict, partitions=settings.partitions)
-    config = FoldConfig(short_abandon_ms=round(settings.short_abandon_seconds * 1000))
+    config = fold_config(settings)
+    targets = kpi_targets(settings)
 
-    @app.agent(events_in, name="facts")
+    def step(topic: str, value: bytes) -> tuple[str, ContactFact | None, ContactFact | None]:
+        if topic == routed_name:
+            r = RoutingEnvelope.model_validate_json(value)
+            stored = facts[r.contact_id]
+            previous = ContactFact.from_dict(stored) if stored else None
+            updated = annotate(
+                previous or ContactFact(r.contact_id),
+                department=r.department,
+                category=r.tags.category.value,
+                sentiment=r.sentiment,
+                repeat=r.repeat_contact,
+            )
+            return r.contact_id, previous, updated
+        e = ContactEvent.model_validate_json(value)
+        stored = facts[e.contact_id]
+        previous = ContactFact.from_dict(stored) if stored else None
+        return e.contact_id, previous, fold(previous, e, config)
+
+    newest = [0]  # latest event time folded (ms): the clock of eviction
+    ttl_ms = round(settings.facts_ttl_hours * HOUR_MS)
+    events_name, partitions = topics.name(T.EVENTS), topics.partitions(T.EVENTS)
+
+    async def evict_idle_facts() -> int:
+        """One eviction round; a failure is logged, never fatal (it is upkeep)."""
+        if not newest[0]:
+            return 0
+        try:
+            active = {
+                tp.partition for tp in app.assignor.assigned_actives() if tp.topic == events_name
+            }
+            idle = idle_facts(list(facts.data.items()), newest[0] - ttl_ms, partitions, active)
+            for key, partition in idle:
+                facts.data.pop(key, None)
+                facts.send_changelog(partition, key, None)
+        except Exception:
+            log.exception("facts: eviction round failed; retried in %.0f s", FACT_EVICTION_SECONDS)
+            return 0
+        metrics.FACTS_EVICTED.inc(len(idle))
+        metrics.FACTS_HELD.set(len(facts.data))
+        return len(idle)
+
+    app.evict_idle_facts = evict_idle_facts
+    app.timer(interval=FACT_EVICTION_SECONDS)(evict_idle_facts)
+
+    @app.agent(facts_in, name="facts")
     async def facts_agent(stream: faust.StreamT) -> None:
         stage_in = metrics.STAGE_IN.labels(FACTS_STAGE)
         out = metrics.STAGE_OUT.labels(FACTS_STAGE, T.FACTS.name)
         async for event in stream.events():
             stage_in.inc()
             try:
-                e = ContactEvent.model_validate_json(event.value or b"")
-                stored = facts[e.contact_id]
-                updated = fold(ContactFact.from_dict(stored) if stored else None, e, config)
+                contact_id, previous, updated = step(event.message.topic, event.value or b"")
             except Exception:  # a stage bug must not stop the pipeline; the event is in Kafka
                 log.exception("facts: fold failed at %s", source_of(event).offset)
                 continue
             if updated is None:
                 continue  # duplicate or no material change
             body = updated.to_dict()
-            facts[e.contact_id] = body
-            await facts_out.send(key=e.contact_id.encode(), value=orjson.dumps(body))
+            last = updated.last_activity_ms
+            body[LAST_ACTIVITY] = last
+            facts[contact_id] = body
+            if last is None:
+                continue  # routed before any of its events folded: nothing to count yet
+            newest[0] = max(newest[0], last)
+            # A copy: the table may serialize `body` for its changelog later.
+            message = {k: v for k, v in body.items() if k != LAST_ACTIVITY}
+            message["kpi_deltas"] = [
+                [*key, counters] for key, counters in kpi_delta(previous, updated, targets)
+            ]
+            await facts_out.send(key=contact_id.encode(), value=orjson.dumps(message))
             out.inc()
 
 
@@ -282,6 +353,21 @@ def _register_services(app: VocflowApp, settings: Settings, topics: T.Topics) ->
 
         def __post_init__(self) -> None:
             self.views: list[CompactedView] = []
+            # Rounds running on executor threads against the ClickHouse store:
+            # stopping waits for them before the sink closes the store.
+            self.store_rounds: set[asyncio.Future[Any]] = set()
+            self.closing = False
+
+        async def on_store(self, fn: Callable[..., T_], *args: Any) -> T_:
+            """Run ``fn(*args)`` on a thread, tracked so `on_stop` can wait for it."""
+            if self.closing:
+                raise RuntimeError("stopping: the ClickHouse store is closing")
+            future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+            self.store_rounds.add(future)
+            try:
+                return await future
+            finally:
+                self.store_rounds.discard(future)
 
         async def on_start(self) -> None:
             if sink is not None:
@@ -302,10 +388,13 @@ def _register_services(app: VocflowApp, settings: Settings, topics: T.Topics) ->
 
         async def on_stop(self) -> None:
             metrics.UP.set(0)
+            self.closing = True
             for view in self.views:
                 await view.stop()
             if app.detector is not None:
                 await app.detector.stop()
+            if self.store_rounds:
+                await asyncio.wait(self.store_rounds)
             if sink is not None:
                 await sink.stop()
 
@@ -317,11 +406,11 @@ def _register_services(app: VocflowApp, settings: Settings, topics: T.Topics) ->
             pause = settings.kpi_refresh_seconds
             while not self.should_stop:
                 await self.sleep(pause)
+                if self.closing:
+                    return
                 started = loop.time()
                 try:
-                    app.kpis = await loop.run_in_executor(
-                        None, kpi_service.refresh, settings, sink.store
-                    )
+                    app.kpis = await self.on_store(kpi_service.refresh, settings, sink.store)
                 except Exception as exc:  # advisory: log and retry next round
                     log.warning("KPI refresh failed: %s", str(exc).splitlines()[0][:300])
                 # A big day makes a round expensive: never spend more than a third
@@ -332,12 +421,13 @@ def _register_services(app: VocflowApp, settings: Settings, topics: T.Topics) ->
         async def _poll_backlog(self) -> None:
             if sink is None:
                 return
-            loop = asyncio.get_running_loop()
             while not self.should_stop:
                 await self.sleep(BACKLOG_POLL_SECONDS)
+                if self.closing:
+                    return
                 departments = set(app.rules.current.departments)
                 try:
-                    await loop.run_in_executor(None, backlog.update_gauges, sink.store, departments)
+                    await self.on_store(backlog.update_gauges, sink.store, departments)
                 except Exception as exc:  # advisory: log and retry next round
                     log.warning("backlog poll failed: %s", str(exc).splitlines()[0][:200])
 
@@ -432,6 +522,25 @@ def _register_pages(app: VocflowApp) -> None:
                 status=503,
             )
         return self.json(filter_kpis(app.kpis, request.query))
+
+    from vocflow.sinks.agent_kpis import AgentApi, QueryError
+
+    agent_api = AgentApi(app.settings_)
+
+    @app.page("/api/agents")
+    async def agents(self: faust.web.View, request: faust.web.Request) -> Any:
+        store = app.sink.store if app.sink is not None else None
+        if store is None:
+            return self.json(
+                {"error": "agent KPIs are computed by the process that owns ClickHouse"},
+                status=503,
+            )
+        loop = asyncio.get_running_loop()
+        try:
+            body = await loop.run_in_executor(None, agent_api.answer, store, request.query)
+        except QueryError as exc:
+            return self.json({"error": str(exc)}, status=400)
+        return self.json(body)
 
     @app.page("/api/stats")
     async def stats(self: faust.web.View, request: faust.web.Request) -> Any:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from vocflow.streams.kpi.contributions import Targets
+from vocflow.streams.kpi.models import FoldConfig
 
 ENV_PREFIX = "VOCFLOW_"
 CONFIG_ENV = "VOCFLOW_CONFIG"
@@ -73,6 +76,21 @@ class Settings(BaseModel):
     short_abandon_seconds: float = Field(
         default=5.0, ge=0, le=600, description="Abandons quicker than this are short abandons."
     )
+    short_abandon_seconds_by_queue: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-queue short-abandon threshold, e.g. {chat.general: 10}.",
+    )
+    facts_ttl_hours: float = Field(
+        default=72.0,
+        ge=1,
+        le=24 * 90,
+        description="A contact fact idle this long (event time) leaves the worker's memory.",
+    )
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="Secret for the keyed pseudonyms of phone/ID/card/e-mail ids; unset: "
+        "<data_dir>/pseudonym.key (created once). Same value in every process.",
+    )
     kpi_refresh_seconds: float = Field(
         default=5.0, ge=1, le=300, description="How often /metrics and /api/kpis recompute."
     )
@@ -123,6 +141,14 @@ class Settings(BaseModel):
     notify_outbox_file: Path | None = Field(
         default=None, description="SQLite outbox; unset: <data_dir>/notify/outbox.sqlite3."
     )
+
+    @field_validator("sl_threshold_by_queue", "short_abandon_seconds_by_queue")
+    @classmethod
+    def _per_queue_seconds(cls, value: dict[str, float]) -> dict[str, float]:
+        for queue, seconds in value.items():
+            if not 0 <= seconds <= 3600:
+                raise ValueError(f"queue '{queue}': {seconds} s is outside 0..3600")
+        return value
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -189,14 +215,23 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     return data, lines
 
 
-def _from_env(environ: Mapping[str, str]) -> dict[str, str]:
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Variables as strings, except mappings, which are written in YAML flow
+    style or JSON (``VOCFLOW_SL_THRESHOLD_BY_QUEUE='{voice.vip: 10}'``)."""
     fields = Settings.model_fields
-    values = {}
+    values: dict[str, Any] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
         key = name[len(ENV_PREFIX) :].lower()
-        if key in fields:
+        if key not in fields:
+            continue
+        if get_origin(fields[key].annotation) is dict:
+            try:
+                values[key] = yaml.safe_load(value) if value.strip() else {}
+            except yaml.YAMLError:
+                values[key] = value  # the model rejects it with the variable's name
+        else:
             values[key] = value
     return values
 
@@ -236,3 +271,23 @@ def load_settings(
             else:
                 problems.append(f"{where}: {key}: {err['msg']}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+
+
+def fold_config(settings: Settings) -> FoldConfig:
+    """The fold's view of the settings (short-abandon thresholds in integer ms)."""
+    return FoldConfig(
+        short_abandon_ms=round(settings.short_abandon_seconds * 1000),
+        short_abandon_ms_by_queue={
+            q: round(s * 1000) for q, s in settings.short_abandon_seconds_by_queue.items()
+        },
+    )
+
+
+def kpi_targets(settings: Settings) -> Targets:
+    """What the 1-minute KPI contributions are judged against (SL thresholds in ms)."""
+    return Targets(
+        sl_threshold_ms=round(settings.sl_threshold_seconds * 1000),
+        sl_threshold_ms_by_queue={
+            q: round(s * 1000) for q, s in settings.sl_threshold_by_queue.items()
+        },
+    )

@@ -45,10 +45,20 @@ FACTS = TopicSpec(
     "ContactFact JSON (streams/kpi/models.py)",
 )
 VOC_ALERTS = TopicSpec(
-    "alerts.voc", "Emerging-issue alerts (surges), masked samples.", "alert_id", "VocAlert",
+    "alerts.voc",
+    "Emerging-issue alerts (surges), masked samples.",
+    "alert_id",
+    "VocAlert",
 )
 DEPARTMENT_PREFIX = "dept."
 AGENTS = TopicSpec("agents.events", "Agent state changes.", "agent_id", "AgentEvent")
+SHIFTS = TopicSpec(
+    "agents.shifts",
+    "Scheduled shift segments from WFM files (`vocflow shifts load`).",
+    "agent_id|start (UTC)",
+    "ShiftRecord",
+    compacted=True,
+)
 RESOLUTIONS = TopicSpec(
     "contacts.resolutions", "Department resolutions (closed loop).", "contact_id", "Resolution"
 )
@@ -77,6 +87,7 @@ ALL: tuple[TopicSpec, ...] = (
     FACTS,
     VOC_ALERTS,
     AGENTS,
+    SHIFTS,
     RESOLUTIONS,
     PROFILES,
     RULES,

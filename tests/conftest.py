@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from vocflow.sinks.clickhouse import ClickHouseStore
 from vocflow.streams.broker import LocalBroker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,3 +57,17 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def prefix() -> str:
     """Unique topic prefix / group id, so tests never see each other's data."""
     return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One process may open only one chdb path: the session shares one."""
+    return f"chdb://{tmp_path_factory.mktemp('chdb')}"
+
+
+@pytest.fixture()
+def store(chdb_path: str) -> Iterator[ClickHouseStore]:
+    """A migrated ClickHouse database of its own for each test."""
+    s = ClickHouseStore(chdb_path, f"t_{uuid.uuid4().hex[:12]}")
+    s.migrate()
+    yield s

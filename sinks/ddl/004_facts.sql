@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS {db}.contact_facts
     kafka_offset      UInt64
 )
 ENGINE = ReplacingMergeTree(version)
-PARTITION BY toYYYYMM(last_activity_at)
+-- Not partitioned by time: a contact's versions move in time (a survey next
+-- month), and ReplacingMergeTree only collapses versions within a partition.
 ORDER BY (contact_id)
 TTL toDateTime(last_activity_at) + INTERVAL 400 DAY
 SETTINGS non_replicated_deduplication_window = 1000;

@@ -20,7 +20,10 @@ permutation of the same events, with any duplicates, gives the same final fact
   leaves a contact "waiting" forever once it ended.
 * answered/abandoned before offered -> the arrival (offered_ms) is the minimum
   of the offered/queued times and of (answer or abandon time - wait), so a lost
-  or late offered event does not lose the contact from SL and ASA.
+  or late offered event does not lose the contact from SL and ASA. Queue entry
+  (queued_ms, where waiting for an agent starts: queue depth, oldest waiting)
+  is the minimum of the queued times and (answer or abandon time - wait); it
+  is later than offered when an IVR or announcement comes first.
 * several answers (re-answered after a transfer) -> the first one (SL, ASA);
   answered and abandoned both -> answered (the abandon was of a later leg).
 * several ended/wrapup_done -> the latest one counts (a correction or the last leg).
@@ -141,9 +144,12 @@ def fold(
     # --- lifecycle ---------------------------------------------------------
     if et is _OFFERED or et is _QUEUED:
         changed |= _arrive(new, ms)
+        if et is _QUEUED:
+            changed |= _enter_queue(new, ms)
     elif et is _ANSWERED or et is _ABANDONED or et is _TIMED_OUT:
         wait = _ms(payload.wait_seconds if payload else None)
         changed |= _arrive(new, ms - wait)
+        changed |= _enter_queue(new, ms - wait)
         if et is _ANSWERED:
             answer = (ms, eid, wait)
             if new.answered is None or answer < new.answered:
@@ -215,6 +221,13 @@ def fold(
 def _arrive(fact: ContactFact, ms: int) -> bool:
     if fact.offered_ms is None or ms < fact.offered_ms:
         fact.offered_ms = ms
+        return True
+    return False
+
+
+def _enter_queue(fact: ContactFact, ms: int) -> bool:
+    if fact.queued_ms is None or ms < fact.queued_ms:
+        fact.queued_ms = ms
         return True
     return False
 

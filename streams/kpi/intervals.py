@@ -27,8 +27,12 @@ def bucket(now: datetime, minutes: int = 15, tz: str = DEFAULT_TZ) -> Interval:
 
 
 def rolling(now: datetime, minutes: int = 60) -> Interval:
-    """The last ``minutes`` up to ``now`` (exclusive)."""
-    return Interval(to_ms(now - timedelta(minutes=minutes)), to_ms(now), f"rolling_{minutes}m")
+    """The last ``minutes`` whole minutes, the current one included: the grain
+    of the 1-minute aggregates, so the rolling hour is a sum of 60 minute rows."""
+    this_minute = now.replace(second=0, microsecond=0)
+    start = this_minute - timedelta(minutes=minutes - 1)
+    end = this_minute + timedelta(minutes=1)
+    return Interval(to_ms(start), to_ms(end), f"rolling_{minutes}m")
 
 
 def today(now: datetime, tz: str = DEFAULT_TZ) -> Interval:

@@ -261,11 +261,12 @@ def complaint_rate(
 def _waiting(
     facts: Iterable[ContactFact], at: int, stale_after_ms: int | None
 ) -> Iterator[tuple[ContactFact, int]]:
-    """Contacts in a queue at ``at``: offered by then, not yet answered/abandoned/
+    """Contacts in a queue at ``at``: in the queue by then (queue entry, or
+    offered if no event tells queue entry), not yet answered/abandoned/
     timed out/ended by then, and (if ``stale_after_ms``) not waiting implausibly
     long, which means an exit event was lost."""
     for f in facts:
-        start = f.offered_ms
+        start = f.wait_start_ms
         if start is None or start > at:
             continue
         left = f.left_queue_ms

@@ -80,6 +80,9 @@ class ContactFact:
     agent_stamp: Stamped | None = None  # latest agent
     first_ms: int | None = None  # earliest non-survey event
     offered_ms: int | None = None  # earliest evidence the contact entered a queue
+    # Earliest evidence it waited in a queue: a `queued` event, or an answer's or
+    # abandon's time minus its wait. Offered may be earlier (IVR, announcements).
+    queued_ms: int | None = None
     received_ms: int | None = None  # async channels
     answered: tuple[int, str, int] | None = None  # first answer: (ms, event_id, wait_ms)
     abandoned: tuple[int, str, int, str | None] | None = None  # (ms, id, wait_ms, queue)
@@ -185,6 +188,11 @@ class ContactFact:
             if candidate is not None and (best is None or candidate < best):
                 best = candidate
         return best
+
+    @property
+    def wait_start_ms(self) -> int | None:
+        """When it started waiting for an agent: queue entry, else offered."""
+        return self.queued_ms if self.queued_ms is not None else self.offered_ms
 
     @property
     def left_queue_ms(self) -> int | None:

@@ -185,6 +185,20 @@ def test_clickhouse_agrees_with_the_api(kpi_run: dict[str, Any]) -> None:
     assert round(float(row["total_wait"]) * 1000) == api["asa_seconds"]["_all"]["numerator"]
 
 
+def test_departments_and_repeat_fcr_come_from_the_routing(kpi_run: dict[str, Any]) -> None:
+    """The facts agent joins contacts.routed: every contact is in exactly one
+    department group, routed ones in their department, and FCR has a population."""
+    today = kpi_run["doc"]["intervals"]["today"]["by"]
+    total = today["all"]["contacts"]["_all"]["numerator"]
+    by_department = {g: k["numerator"] for g, k in today["department"]["contacts"].items()}
+    assert sum(by_department.values()) == total
+    routed = sum(n for g, n in by_department.items() if g != "unknown")
+    texts = len({e.contact_id for e in kpi_run["events"] if e.text})
+    assert 0 < routed <= texts
+    assert today["all"]["fcr_ratio"]["_all"]["denominator"] > 0
+    assert today["all"]["complaint_ratio"]["_all"]["denominator"] == total
+
+
 def test_worker_log_has_no_kpi_errors(kpi_run: dict[str, Any]) -> None:
     log = Path(kpi_run["env"]["VOCFLOW_DATA_DIR"]) / "worker.log"
     text = log.read_text(errors="replace")

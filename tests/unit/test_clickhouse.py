@@ -6,8 +6,6 @@ path and each test uses its own database.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import orjson
@@ -17,18 +15,6 @@ from vocflow.schemas import ContactEvent, SourceRef
 from vocflow.sinks.clickhouse import ClickHouseStore, migrations
 from vocflow.sinks.tables import CONTACT_EVENTS, DEAD_LETTERS
 from vocflow.streams.normalize import normalize
-
-
-@pytest.fixture(scope="session")
-def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"chdb://{tmp_path_factory.mktemp('chdb')}"
-
-
-@pytest.fixture()
-def store(chdb_path: str) -> Iterator[ClickHouseStore]:
-    s = ClickHouseStore(chdb_path, f"t_{uuid.uuid4().hex[:12]}")
-    s.migrate()
-    yield s
 
 
 def event(n: int, **extra: object) -> bytes:
@@ -110,3 +96,17 @@ def test_undecodable_record_raises_value_error() -> None:
         CONTACT_EVENTS.to_row(b"{}", 0, 0)
     with pytest.raises(ValueError, match="not a DeadLetter"):
         DEAD_LETTERS.to_row(b"[]", 0, 0)
+
+
+def test_named_kpi_queries_are_printable_and_run(store: ClickHouseStore) -> None:
+    from vocflow.sinks import kpi_queries
+    from vocflow.streams.cli import main
+
+    codes: list[int] = []
+    main(["sql", "--kpi", "nope"], exit=codes.append)
+    assert codes == [2]
+    sql = kpi_queries.sql("backlog", store.database)
+    assert f"FROM {store.database}.contact_facts FINAL" in sql
+    assert "{" + "at:DateTime64(3, 'UTC')}" in sql
+    at = datetime(2026, 11, 23, tzinfo=UTC)
+    assert kpi_queries.run(store, "backlog", {"at": at}) == {}

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from vocflow.streams.config import ConfigError, load_settings
+from vocflow.streams.config import ConfigError, fold_config, kpi_targets, load_settings
 
 
 def test_defaults() -> None:
@@ -74,3 +74,25 @@ def test_bad_env_var_is_named() -> None:
 def test_bad_clickhouse_scheme() -> None:
     with pytest.raises(ConfigError, match="must start with chdb://, http:// or https://"):
         load_settings(environ={"VOCFLOW_CLICKHOUSE_URL": "mysql://x"})
+
+
+def test_per_queue_mappings_from_env_and_their_checks() -> None:
+    settings = load_settings(
+        environ={
+            "VOCFLOW_SL_THRESHOLD_BY_QUEUE": "{voice.vip: 10}",
+            "VOCFLOW_SHORT_ABANDON_SECONDS_BY_QUEUE": '{"chat.general": 12.5}',
+        }
+    )
+    assert settings.sl_threshold_by_queue == {"voice.vip": 10.0}
+    fold = fold_config(settings)
+    assert fold.short_abandon_threshold("chat.general") == 12_500
+    assert fold.short_abandon_threshold("voice.vip") == 5_000
+    assert kpi_targets(settings).sl_threshold("voice.vip") == 10_000
+    assert kpi_targets(settings).sl_threshold("other") == 20_000
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={"VOCFLOW_SHORT_ABANDON_SECONDS_BY_QUEUE": "{chat: 5000}"})
+    assert "VOCFLOW_SHORT_ABANDON_SECONDS_BY_QUEUE" in str(err.value)
+    assert "queue 'chat': 5000.0 s is outside 0..3600" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={"VOCFLOW_SL_THRESHOLD_BY_QUEUE": "voice.vip=10"})
+    assert "VOCFLOW_SL_THRESHOLD_BY_QUEUE" in str(err.value)

@@ -85,6 +85,13 @@ def contact_records(
             if e.event_type in ("answered", "abandoned", "timed_out"):
                 candidates.append(ms_of(e.occurred_at) - ms_from_seconds(e.payload.wait_seconds))
         r["offered"] = min(candidates) if candidates else None
+        entries = [ms_of(e.occurred_at) for e in evs if e.event_type == "queued"]
+        entries += [
+            ms_of(e.occurred_at) - ms_from_seconds(e.payload.wait_seconds)
+            for e in evs
+            if e.event_type in ("answered", "abandoned", "timed_out")
+        ]
+        r["waiting_from"] = min(entries) if entries else r["offered"]
 
         answers = of_type("answered")
         r["answered_wait"] = ms_from_seconds(answers[0].payload.wait_seconds) if answers else None
@@ -257,7 +264,8 @@ def waiting(
     depth: dict[str, int] = defaultdict(int)
     oldest: dict[str, int] = {}
     for r in records.values():
-        if r["offered"] is None or r["offered"] > at or at - r["offered"] > stale_ms:
+        start = r["waiting_from"]
+        if start is None or start > at or at - start > stale_ms:
             continue
         gone = any(
             e.event_type in ("answered", "abandoned", "timed_out", "ended")
@@ -268,7 +276,7 @@ def waiting(
             continue
         g = _group(r, by)
         depth[g] += 1
-        oldest[g] = max(oldest.get(g, 0), at - r["offered"])
+        oldest[g] = max(oldest.get(g, 0), at - start)
     return (
         {g: (Fraction(n), n, 1) for g, n in depth.items()},
         {g: (Fraction(a, 1000), a, 1) for g, a in oldest.items()},

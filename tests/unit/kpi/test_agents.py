@@ -5,17 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 from fractions import Fraction
 
+from tests.unit.kpi import gen
 from tests.unit.kpi.helpers import T0, ms
 from vocflow.schemas.agent import AgentEvent
 from vocflow.streams.kpi.agents import (
     AgentTimeline,
     adherence,
     all_agent_times,
+    build_timelines,
     fold_agent,
     occupancy,
     utilization,
 )
-from vocflow.streams.kpi.models import Interval, Shift
+from vocflow.streams.kpi.models import Interval, Shift, to_ms
 
 MIN = 60_000
 
@@ -98,3 +100,20 @@ def test_out_of_order_and_duplicates() -> None:
     assert tl.entries == timeline(EVENTS).entries and tl.team == "t1"
     assert tl.version == len(EVENTS)  # duplicates did not count
     assert fold_agent(tl, EVENTS[4]) is None
+
+
+def test_bulk_timelines_equal_folding_one_by_one() -> None:
+    scenario = gen.agents(7, n_agents=12)
+    events = scenario.agent_events
+    folded: dict[str, AgentTimeline] = {}
+    for e in events:
+        new = fold_agent(folded.get(e.agent_id), e)
+        if new is not None:
+            folded[e.agent_id] = new
+    rows = [
+        (e.agent_id, e.event_id, to_ms(e.occurred_at), e.state.value, e.reason, e.team)
+        for e in events
+    ]
+    built = {t.agent_id: t for t in build_timelines(rows)}
+    assert built == folded
+    assert len(events) - sum(len(t.entries) for t in built.values()) > 0  # had duplicates

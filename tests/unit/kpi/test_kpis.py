@@ -195,7 +195,7 @@ def test_bottom_agents() -> None:
 def test_intervals() -> None:
     now = datetime(2025, 3, 10, 9, 7, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
     assert bucket(now) == Interval(ms(0), ms(900), "15m")
-    assert rolling(now) == Interval(ms(450 - 3600), ms(450), "rolling_60m")
+    assert rolling(now) == Interval(ms(420 - 3540), ms(480), "rolling_60m")
     day = today(now)
     assert (day.start_ms, day.end_ms) == (ms(-9 * 3600), ms(15 * 3600))
     # 23:30 UTC on the 9th is already the 10th in Shanghai
@@ -204,3 +204,29 @@ def test_intervals() -> None:
     assert to_ms(now) in day and day.end_ms not in day
     with pytest.raises(ValueError):
         bucket(now, minutes=7)
+
+
+def test_time_in_the_ivr_before_queue_entry_is_not_waiting() -> None:
+    # offered at 09:00 (IVR starts), queued at 09:00:30, answered after 20 s in queue
+    ivr = fold_all(
+        [
+            ev("i1", "ivr", "offered", 0, queue="q"),
+            ev("i2", "ivr", "queued", 30, queue="q"),
+            ev("i3", "ivr", "answered", 50, queue="q", agent="a", wait=20),
+        ]
+    )["ivr"]
+    assert (ivr.offered_ms, ivr.wait_start_ms) == (ms(0), ms(30))
+    assert K.queue_depth([ivr], ms(20)) == {}
+    assert v(K.oldest_waiting([ivr], ms(45)), "q") == (Fraction(15), 15_000, 1)
+    assert K.queue_depth([ivr], ms(50)) == {}
+    # a lost `queued` event: the answer's wait tells queue entry
+    lost = fold_all(
+        [
+            ev("j1", "lost", "offered", 0, queue="q"),
+            ev("j3", "lost", "answered", 50, queue="q", agent="a", wait=20),
+        ]
+    )["lost"]
+    assert lost.wait_start_ms == ms(30)
+    # no queue event at all: waiting counts from offered
+    only = fold_all([ev("k1", "only", "offered", 0, queue="q")])["only"]
+    assert v(K.oldest_waiting([only], ms(45)), "q") == (Fraction(45), 45_000, 1)

@@ -1,0 +1,95 @@
+"""The facts agent in Faust's test context: folding, routing annotations,
+KPI deltas on the facts topic, and eviction of idle facts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from unittest.mock import patch
+
+import orjson
+from faust.types import TP
+
+from vocflow.streams.app import create_app
+from vocflow.streams.config import load_settings
+from vocflow.streams.eviction import partition_of
+from vocflow.streams.kpi.contributions import COUNTERS
+
+
+def event(n: int, contact: str, event_type: str, day: int, second: int = 0, **extra: Any) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": f"e{n}",
+            "contact_id": contact,
+            "channel": "phone",
+            "event_type": event_type,
+            "occurred_at": f"2026-11-{day:02d}T09:00:{second:02d}+08:00",
+            "queue": "voice.billing",
+            **extra,
+        }
+    )
+
+
+def test_facts_carry_deltas_and_idle_facts_are_evicted_with_tombstones() -> None:
+    settings = load_settings(
+        environ={
+            "VOCFLOW_TOPIC_PREFIX": "factstest.",
+            "VOCFLOW_APP_ID": "factstest",
+            "VOCFLOW_FACTS_TTL_HOURS": "72",
+        }
+    )
+    app = create_app(settings)
+    app.finalize()
+    app.flow_control.resume()
+    sent: list[tuple[str, bytes | None, bytes]] = []
+    tombstones: list[tuple[int, str, Any]] = []
+
+    async def fake_send(topic, key=None, value=None, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append((topic.get_topic_name(), key, value))
+
+    facts = app.tables["contact-facts"]
+    events_topic = "factstest.contacts.events"
+    actives = {TP(events_topic, p) for p in range(settings.partitions)}
+
+    async def scenario() -> int:
+        agent = app.agents["facts"]
+        with patch("faust.topics.Topic.send", new=fake_send):
+            async with agent.test_context() as ctx:
+                await ctx.put(event(1, "old", "offered", 16), key=b"old")
+                await ctx.put(event(2, "new", "offered", 20), key=b"new")
+                await ctx.put(
+                    event(3, "new", "answered", 20, 12, payload={"wait_seconds": 12.0}),
+                    key=b"new",
+                )
+        with (
+            patch.object(app.assignor, "assigned_actives", return_value=actives),
+            patch.object(facts, "send_changelog", side_effect=lambda *a: tombstones.append(a)),
+        ):
+            return await app.evict_idle_facts()
+
+    evicted = asyncio.run(scenario())
+    facts_out = [orjson.loads(v) for t, _k, v in sent if t == "factstest.contacts.facts"]
+    assert [(f["contact_id"], f["version"]) for f in facts_out] == [
+        ("old", 1),
+        ("new", 1),
+        ("new", 2),
+    ]
+    answered = facts_out[2]["kpi_deltas"]
+    assert len(answered) == 1
+    minute, queue, channel, department, counters = answered[0]
+    assert minute == 1_795_136_400_000  # 2026-11-20 09:00 +08:00
+    assert (queue, channel, department) == ("voice.billing", "phone", "")
+    by_name = dict(zip(COUNTERS, counters, strict=True))
+    # offered -> answered: the contact was already offered (and counted in the
+    # abandonment base); the answer adds SL and ASA.
+    assert {k: v for k, v in by_name.items() if v} == {
+        "sl_answered_within": 1,
+        "sl_base": 1,
+        "answered": 1,
+        "wait_ms": 12_000,
+    }
+    assert "_last_ms" not in facts_out[0]
+    # "old" was idle for 4 days of event time (TTL 72 h): evicted, "new" kept.
+    assert evicted == 1
+    assert tombstones == [(partition_of("old", settings.partitions), "old", None)]
+    assert "old" not in facts.data and "new" in facts.data
