@@ -15,6 +15,7 @@ from vocflow.schemas.enriched import (
 )
 from vocflow.schemas.resolution import Outcome, Resolution
 from vocflow.schemas.routing import RoutingEnvelope
+from vocflow.schemas.shift import ShiftRecord
 
 __all__ = [
     "REQUIRED_PAYLOAD",
@@ -33,6 +34,7 @@ __all__ = [
     "Reason",
     "Resolution",
     "RoutingEnvelope",
+    "ShiftRecord",
     "SourceRef",
     "TagValue",
     "Tags",

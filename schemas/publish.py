@@ -18,7 +18,9 @@ from vocflow.schemas import (
     DeadLetter,
     Resolution,
     RoutingEnvelope,
+    ShiftRecord,
 )
+from vocflow.schemas.alert import VocAlert
 
 PUBLISHED: dict[str, type[BaseModel]] = {
     "contact_event": ContactEvent,
@@ -27,6 +29,8 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "dead_letter": DeadLetter,
     "routing_envelope": RoutingEnvelope,
     "customer_profile": CustomerProfile,
+    "shift_record": ShiftRecord,
+    "voc_alert": VocAlert,
 }
 
 JSON_DIR = Path(__file__).parent / "json"

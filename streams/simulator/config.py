@@ -105,6 +105,11 @@ class SimConfig:
     promotions: tuple[PromotionSpike, ...] = ()
     emit_profiles: bool = True
     id_prefix: str = "sim"
+    # Added to every event time (and scenario window) the run produces; nothing
+    # else changes: the load curves, shifts and scenario hours still follow
+    # start_date/start_hour. Stamps a fixed simulated time of day at another
+    # instant, e.g. a 09:00-10:20 morning stamped around the real "now".
+    time_shift: timedelta = timedelta(0)
 
     def __post_init__(self) -> None:
         if self.duration_hours <= 0:
@@ -133,8 +138,8 @@ class SimConfig:
 
     @property
     def start(self) -> datetime:
-        """Event time of the first simulated instant."""
-        return self.midnight + timedelta(hours=self.start_hour)
+        """Event time of the first simulated instant (``time_shift`` included)."""
+        return self.midnight + timedelta(hours=self.start_hour) + self.time_shift
 
     @property
     def end(self) -> datetime:
@@ -161,7 +166,7 @@ class ScenarioWindow:
 
 def scenario_windows(config: SimConfig) -> list[ScenarioWindow]:
     """Every scenario of ``config`` as a window in event time, sorted by start."""
-    mid = config.midnight
+    mid = config.midnight + config.time_shift
     out: list[ScenarioWindow] = []
     for o in config.outages:
         start = mid + timedelta(hours=o.start_hour)

@@ -1,10 +1,11 @@
 """Publishing a simulated day to Kafka: what `vocflow simulate` and the demo run.
 
 Records go where a real adapter would put them (profiles to the compacted
-`customers.profiles`, contact events to `contacts.raw`, agent events to
-`agents.events`), paced against their event time by `speedup` (0 = as fast as
-the broker takes them). Labels never travel with the events: they go to a
-separate JSONL file for `vocflow eval`-style measurement.
+`customers.profiles`, the agents' planned day to `agents.shifts`, contact
+events to `contacts.raw`, agent events to `agents.events`), paced against
+their event time by `speedup` (0 = as fast as the broker takes them). Labels
+never travel with the events: they go to a separate JSONL file for
+`vocflow eval`-style measurement.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from vocflow.streams.simulator.config import Outage, PromotionSpike, SimConfig, 
 from vocflow.streams.simulator.engine import SimRecord, simulate
 from vocflow.streams.traffic import MALFORMED_KINDS, malformed
 
-TOPIC_OF = {"profile": T.PROFILES, "contact": T.RAW, "agent": T.AGENTS}
+TOPIC_OF = {"profile": T.PROFILES, "shift": T.SHIFTS, "contact": T.RAW, "agent": T.AGENTS}
 _SCENARIO = re.compile(r"^(?P<what>[^@]+)@(?P<h>\d{1,2}):(?P<m>\d{2})(?:\+(?P<dur>\d+))?$")
 
 

@@ -20,6 +20,8 @@ import pytest
 from vocflow.schemas.agent import AgentEvent
 from vocflow.schemas.contact import ContactEvent
 from vocflow.schemas.enriched import CustomerProfile
+from vocflow.schemas.shift import ShiftRecord
+from vocflow.streams.shifts import shift_key
 from vocflow.streams.simulator import (
     Outage,
     PromotionSpike,
@@ -29,7 +31,13 @@ from vocflow.streams.simulator import (
     simulate,
 )
 
-MODELS = {"contact": ContactEvent, "agent": AgentEvent, "profile": CustomerProfile}
+MODELS = {
+    "contact": ContactEvent,
+    "agent": AgentEvent,
+    "profile": CustomerProfile,
+    "shift": ShiftRecord,
+}
+PLAN = ("profile", "shift")  # published before the day starts
 SYNC_CHANNELS = {"phone", "chat", "wechat"}
 
 
@@ -89,20 +97,40 @@ def test_output_does_not_depend_on_the_process(tmp_path: Path) -> None:
     assert len(digests) == 1
 
 
-def test_records_are_in_event_time_order_profiles_first(day: list[SimRecord]) -> None:
+def test_records_are_in_event_time_order_profiles_and_schedules_first(
+    day: list[SimRecord],
+) -> None:
     kinds = [r.kind for r in day]
-    n_profiles = kinds.count("profile")
+    n_profiles, n_shifts = kinds.count("profile"), kinds.count("shift")
     assert n_profiles == 5_000
     assert set(kinds[:n_profiles]) == {"profile"}
-    assert "profile" not in kinds[n_profiles:]
+    assert set(kinds[n_profiles : n_profiles + n_shifts]) == {"shift"}
+    assert not set(PLAN) & set(kinds[n_profiles + n_shifts :])
     assert all(a.at <= b.at for a, b in itertools.pairwise(day))
+
+
+def test_schedules_cover_each_agents_shift_without_overlap(day: list[SimRecord]) -> None:
+    by_agent: dict[str, list[ShiftRecord]] = {}
+    for r in day:
+        if r.kind == "shift":
+            s = ShiftRecord.model_validate(r.value)
+            assert r.key == shift_key(s).decode()
+            by_agent.setdefault(s.agent_id, []).append(s)
+    logins = {r.value["agent_id"] for r in day if r.kind == "agent"}
+    assert logins <= set(by_agent)
+    for segments in by_agent.values():
+        segments.sort(key=lambda s: s.start)
+        assert all(a.end == b.start for a, b in itertools.pairwise(segments))
+        assert segments[0].activity == segments[-1].activity == "work"
+        assert {s.activity for s in segments} <= {"work", "break", "training", "meeting"}
+        assert sum(s.activity == "break" for s in segments) >= 1
 
 
 def test_event_time_is_local_shanghai_and_matches_occurred_at(
     day: list[SimRecord], day_config: SimConfig
 ) -> None:
     assert day[0].at == day_config.start
-    for r in day[5_000::97]:
+    for r in [r for r in day if r.kind not in PLAN][::97]:
         assert r.at.utcoffset() == timedelta(hours=8)
         assert r.value["occurred_at"] == r.at.isoformat(timespec="milliseconds")
     firsts = [
@@ -116,12 +144,15 @@ def test_event_time_is_local_shanghai_and_matches_occurred_at(
 def test_every_value_validates(day: list[SimRecord], scenario_day: list[SimRecord]) -> None:
     for r in itertools.chain(day, scenario_day):
         model = MODELS[r.kind].model_validate(r.value)
+        if r.kind == "shift":
+            assert r.key == shift_key(model).decode()
+            continue
         key = {"contact": "contact_id", "agent": "agent_id", "profile": "customer_id"}[r.kind]
         assert getattr(model, key) == r.key
 
 
 def test_event_ids_are_unique(day: list[SimRecord]) -> None:
-    ids = [r.value["event_id"] for r in day if r.kind != "profile"]
+    ids = [r.value["event_id"] for r in day if r.kind not in PLAN]
     assert len(ids) == len(set(ids))
 
 
