@@ -154,8 +154,9 @@ class LocalBroker:
                 classpath,
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # One argument: an id may start with "-", which argparse would
+                # read as an option (about one start in 64 failed that way).
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(config),
             ],

@@ -10,10 +10,14 @@ minutes produced; the Faust agent and the metrics around it live elsewhere.
 Model, per key (a keyword, a category, a city, or a (category, city) pair):
 
 * **Counting.** Contacts are counted per 1-minute event-time window. A minute
-  closes when the watermark (the latest event time seen, or the `now` given to
-  `flush`) passes its end plus `grace_seconds`; a late event whose minute is
-  still open is counted in its own minute, a later one is dropped and counted
-  in `stats["late_dropped"]` (it cannot change an alert already sent).
+  closes when the watermark (the latest event time seen by `observe`, or the
+  `now` given to `flush`) passes its end plus `grace_seconds`; a late event
+  whose minute is still open is counted in its own minute, a later one is
+  dropped and counted in `stats["late_dropped"]` (it cannot change an alert
+  already sent). A feed read from several Kafka partitions is not in event-time
+  order across them, so there the caller counts with `add` and moves event time
+  with `flush(PartitionWatermarks.watermark(...))`: the slowest active
+  partition, not the fastest, decides when a minute closes.
 * **Baseline with the day curve.** Contact-center traffic moves 10x between
   3 a.m. and 10 a.m., so a key's raw per-minute EWMA lags the morning ramp
   and pages on it. Instead each key learns its *share* of the traffic: an EWMA
@@ -57,7 +61,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -275,6 +279,86 @@ def _keys_of(obs: Observation) -> list[Key]:
     return keys
 
 
+# ---------------------------------------------------------------- event time
+
+
+class PartitionWatermarks:
+    """Event time of a feed read from several partitions: that of the slowest active one.
+
+    One watermark over all partitions runs ahead with whichever partition is
+    read fastest, and when a backlog is replayed at full speed the minutes of
+    the others are dropped as late. As in Flink and Kafka Streams, each
+    partition keeps its own watermark (its newest event time) and the feed's is
+    their minimum. A partition that stops delivering would hold the minimum back
+    for ever, so one without a record for `idle_seconds` of processing time is
+    left out until it delivers again. A partition that the consumer knows still
+    has unread records (`behind` its high-water mark) is slow, not idle, and is
+    never left out. Processing time (`wall`, seconds of a monotonic clock) is
+    passed in, so the rule runs without Kafka or a real clock.
+    """
+
+    def __init__(self, idle_seconds: float) -> None:
+        if idle_seconds <= 0:
+            raise ValueError("idle_seconds must be > 0")
+        self.idle_seconds = idle_seconds
+        self._heard: dict[int, float] = {}  # wall time of the last record, or of the assignment
+        self._marks: dict[int, datetime] = {}  # newest event time
+        self._rose: dict[int, float] = {}  # wall time the mark last rose
+        self._last: datetime | None = None
+
+    def assign(self, partitions: Iterable[int], wall: float) -> None:
+        """Register the consumer's partitions before they deliver.
+
+        Otherwise the first partition to deliver would be the only one known and
+        would set event time alone. A new partition holds event time back until
+        its first record or until it is idle; a revoked one is forgotten.
+        """
+        assigned = set(partitions)
+        for gone in [p for p in self._heard if p not in assigned]:
+            del self._heard[gone]
+            self._marks.pop(gone, None)
+            self._rose.pop(gone, None)
+        for p in assigned:
+            self._heard.setdefault(p, wall)
+
+    def observe(self, partition: int, at: datetime, wall: float) -> None:
+        _minute(at)  # rejects naive datetimes
+        self._heard[partition] = wall
+        mark = self._marks.get(partition)
+        if mark is None or at > mark:
+            self._marks[partition] = at
+            self._rose[partition] = wall
+
+    def watermark(
+        self, wall: float, behind: Collection[int] = (), *, moving: bool = False
+    ) -> datetime | None:
+        """Event time the feed has reached: None before there is one, and never going back.
+
+        With `moving` (the flush timer) a partition's watermark moves on with
+        processing time since its mark last rose, as the single watermark did,
+        so live minutes still close in a quiet spell. Not for a partition
+        `behind`: its next records may be much older than the clock suggests.
+        When every partition is idle they all count again: in a quiet spell
+        nothing else is left to move event time on.
+        """
+        active = [
+            p for p in self._heard if p in behind or wall - self._heard[p] < self.idle_seconds
+        ]
+        if any(p not in self._marks for p in active):
+            return self._last  # an active partition that has not delivered yet
+        candidates = active or [p for p in self._heard if p in self._marks]
+        if candidates:
+            current = min(
+                self._marks[p] + timedelta(seconds=wall - self._rose[p])
+                if moving and p not in behind
+                else self._marks[p]
+                for p in candidates
+            )
+            if self._last is None or current > self._last:
+                self._last = current
+        return self._last
+
+
 # ------------------------------------------------------------------ detector
 
 
@@ -282,7 +366,8 @@ class SurgeDetector:
     """Per-minute surge detection over keywords, categories, cities and pairs.
 
     Feed it observations in roughly event-time order (out of order within
-    `grace_seconds` is fine) and forward what `observe`/`flush` return.
+    `grace_seconds` is fine) and forward what `observe`/`flush` return; a feed
+    from several partitions uses `add` and `flush` with a `PartitionWatermarks`.
     Deterministic: the same observations give the same alerts and alert ids.
     """
 
@@ -303,11 +388,28 @@ class SurgeDetector:
 
     # ------------------------------------------------------------------ input
     def observe(self, obs: Observation) -> list[VocAlert]:
-        """Count one contact in its minute; return alerts of minutes this closes."""
+        """Count one contact in its minute; return alerts of minutes this closes.
+
+        Event time is the newest contact seen, which is right for one ordered
+        feed only (see `add` for several partitions).
+        """
+        if not self.add(obs):
+            return []
+        if self._watermark is None or obs.at > self._watermark:
+            self._watermark = obs.at
+        return self._close_until(self._watermark)
+
+    def add(self, obs: Observation) -> bool:
+        """Count one contact without moving event time; False if its minute has closed.
+
+        A contact from a partition that is ahead must not close minutes that a
+        slower partition is still delivering; the caller moves event time with
+        `flush` (a `PartitionWatermarks` watermark) instead.
+        """
         minute = _minute(obs.at)
         if self._next is not None and minute < self._next:
             self.stats["late_dropped"] += 1
-            return []
+            return False
         self.stats["observed"] += 1
         buckets = self._pending.setdefault(minute, {})
         self._pending_total[minute] = self._pending_total.get(minute, 0) + 1
@@ -316,12 +418,10 @@ class SurgeDetector:
             if bucket is None:
                 bucket = buckets[key] = _Bucket()
             bucket.add(obs.department, obs.text)
-        if self._watermark is None or obs.at > self._watermark:
-            self._watermark = obs.at
-        return self._close_until(self._watermark)
+        return True
 
     def flush(self, now: datetime) -> list[VocAlert]:
-        """Advance event time to `now` (e.g. on a timer while traffic is quiet).
+        """Advance event time to `now`: on a timer while traffic is quiet, or after `add`.
 
         Closes every minute whose end + grace is at or before `now`. To drain at
         the end of a stream call it with the last event time + grace + 1 minute.

@@ -7,16 +7,23 @@ to `alerts.voc` (keyed by alert_id: stable across updates of one surge) and to
 the `vocflow_voc_surge` gauge that the alert rule pages on; the gauge series of
 a surge disappears once the detector has been quiet about it for
 SURGE_QUIET_MINUTES.
+
+Event time is tracked per partition (`PartitionWatermarks`): a backlog replayed
+at full speed is read faster from some partitions than from others, and one
+watermark over all of them would drop the slower ones' contacts as late.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import IllegalStateError
 from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
@@ -24,7 +31,7 @@ from vocflow.schemas import RoutingEnvelope
 from vocflow.schemas.alert import VocAlert
 from vocflow.streams import topics as T
 from vocflow.streams.config import Settings
-from vocflow.streams.detector import Observation, SurgeDetector
+from vocflow.streams.detector import Observation, PartitionWatermarks, SurgeDetector
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +47,14 @@ ALERTS = Counter(
 )
 SURGE_QUIET_MINUTES = 20
 FLUSH_EVERY_S = 10.0
+# A partition quiet this long (and not behind its high-water mark) stops holding
+# event time back. Longer than a partition with records plausibly waits for a fetch;
+# in a replay, a partition with nothing to deliver holds the others' minutes this long.
+PARTITION_IDLE_S = 30.0
 
 
 class DetectorService:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, partition_idle_s: float = PARTITION_IDLE_S) -> None:
         topics = T.Topics(settings)
         self._routed = topics.name(T.ROUTED)
         self._alerts_topic = topics.name(T.VOC_ALERTS)
@@ -53,8 +64,8 @@ class DetectorService:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._watermark: datetime | None = None
-        self._watermark_wall = datetime.now(UTC)
+        self.watermarks = PartitionWatermarks(partition_idle_s)
+        self._behind: set[int] = set()  # partitions with records not counted yet
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -77,26 +88,65 @@ class DetectorService:
     async def _consume(self) -> None:
         assert self._consumer is not None
         while True:
-            batches = await self._consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for r in records:
-                    try:
-                        envelope = RoutingEnvelope.model_validate_json(r.value)
-                    except ValidationError:
-                        continue  # the sink dead-letters undecodable records
-                    if self._watermark is None or envelope.occurred_at > self._watermark:
-                        self._watermark = envelope.occurred_at
-                        self._watermark_wall = datetime.now(UTC)
-                    await self._emit(self.detector.observe(Observation.from_envelope(envelope)))
+            await self._take(await self._consumer.getmany(timeout_ms=500))
+
+    async def _take(self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        """Count one fetch and move event time to the slowest active partition.
+
+        The assignment is read on every fetch because partitions added to the
+        topic are assigned on a metadata refresh, and a partition must be known
+        before it delivers to hold event time back.
+        """
+        assert self._consumer is not None
+        assigned = self._consumer.assignment()
+        self.watermarks.assign((tp.partition for tp in assigned), time.monotonic())
+        lagging = await self._lagging(assigned)
+        # records in hand are not counted yet either: their partitions must not
+        # look idle while another partition's records of this fetch are counted
+        self._behind = lagging | {tp.partition for tp, records in batches.items() if records}
+        for tp, records in batches.items():
+            for r in records:
+                try:
+                    envelope = RoutingEnvelope.model_validate_json(r.value)
+                except ValidationError:
+                    continue  # the sink dead-letters undecodable records
+                wall = time.monotonic()
+                self.detector.add(Observation.from_envelope(envelope))
+                self.watermarks.observe(tp.partition, envelope.occurred_at, wall)
+                now = self.watermarks.watermark(wall, self._behind)
+                if now is not None:
+                    await self._emit(self.detector.flush(now))
+        self._behind = lagging
+
+    async def _lagging(self, assigned: Iterable[TopicPartition]) -> set[int]:
+        """Partitions whose last fetch showed records beyond what we were handed.
+
+        Such a partition is slow, not idle: leaving it out of event time would
+        drop its records as late. The high-water mark is only as fresh as the
+        last fetch, so an unknown one (no fetch yet) counts as caught up.
+        """
+        assert self._consumer is not None
+        lagging: set[int] = set()
+        for tp in assigned:
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                continue
+            try:
+                position = await self._consumer.position(tp)
+            except IllegalStateError:  # revoked since `assignment()`
+                continue
+            if highwater > position:
+                lagging.add(tp.partition)
+        return lagging
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_EVERY_S)
-            if self._watermark is None:
-                continue
             # Event time moves with the traffic (a replay may run far behind or
             # ahead of the wall clock); in a quiet spell it moves with the wall.
-            now = self._watermark + (datetime.now(UTC) - self._watermark_wall)
+            now = self.watermarks.watermark(time.monotonic(), self._behind, moving=True)
+            if now is None:
+                continue
             await self._emit(self.detector.flush(now))
             self._expire(now)
 

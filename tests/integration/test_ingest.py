@@ -214,15 +214,17 @@ def test_202_means_durable_when_the_broker_is_killed_under_load(tmp_path: Path) 
                 "a 202 after the broker restart",
             )
         answers = load.answers
-        assert set(answers.values()) <= {"202", "503/unavailable", "error"}, Counter(
-            answers.values()
+        # A batch can be half confirmed: its 503 then marks some items "accepted", and
+        # those are as durable as a 202.
+        assert set(answers.values()) <= {"202", "503/accepted", "503/unavailable", "error"}, (
+            Counter(answers.values())
         )
-        accepted = {call for call, a in answers.items() if a == "202"}
+        accepted = {call for call, a in answers.items() if a in ("202", "503/accepted")}
         assert len(accepted) >= 300
         records = read_topic(broker.bootstrap, "durable.contacts.raw")
         stored = Counter(json.loads(r.value)["contact_id"] for r in records)
         missing = sorted(accepted - set(stored))
-        assert not missing, f"{len(missing)} items answered 202 are not in Kafka: {missing[:5]}"
+        assert not missing, f"{len(missing)} items confirmed are not in Kafka: {missing[:5]}"
         # Each call was posted once: the idempotent producer's retries made no copies
         # (a 503 item may still have arrived later; that is allowed, once).
         assert max(stored.values()) == 1, stored.most_common(3)

@@ -41,7 +41,11 @@ def exported_metrics() -> dict[str, set[str]]:
         m for m in [*vars(metrics).values(), *vars(kpi_service).values()]
         if isinstance(m, MetricWrapperBase)
     ]  # fmt: skip
-    found += list(kpi_service.GAUGES.values())
+    found += [
+        *kpi_service.GAUGES.values(),
+        *kpi_service.TEAM_GAUGES.values(),
+        *kpi_service.DENOMINATOR_GAUGES.values(),
+    ]
     out: dict[str, set[str]] = {}
     for metric in found:
         labels = set(metric._labelnames)

@@ -48,7 +48,12 @@ def _computed() -> bytes:
         updated = fold(facts.get(event.contact_id), event, FoldConfig())
         if updated is not None:
             facts[event.contact_id] = updated
-    return orjson.dumps(kpi_service.compute(Settings(), list(facts.values()), [], NOW))
+    settings, folded = Settings(), list(facts.values())
+    return orjson.dumps(
+        kpi_service.compute(
+            settings, lambda iv, at: kpi_service.facts_results(settings, folded, iv, at), [], NOW
+        )
+    )
 
 
 def sample_document() -> dict[str, Any]:
