@@ -40,7 +40,10 @@ class TextAnalysis(StrictModel):
     )
     pii_masked: dict[str, int] = Field(
         default_factory=dict,
-        description="How many of each PII kind were masked (phone, id, card, email).",
+        description=(
+            "How many of each PII kind were masked, by kind: phone, id_number, bank_card,"
+            " email, address, name (kinds with none are left out)."
+        ),
     )
 
 

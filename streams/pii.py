@@ -16,6 +16,11 @@ kind (count)   token         what is masked
 ``id_number``  ``[ID]``      18-char resident ID, GB 11643 checksum valid
 ``bank_card``  ``[CARD]``    16-19 digits, Luhn valid, plausible card prefix
 ``email``      ``[EMAIL]``   ``local@domain.tld`` (ASCII)
+``address``    ``[ADDRESS]`` door-level part of an address (road + house
+                             number, building/unit/room); city and district
+                             stay (`pii_context`)
+``name``       ``[NAME]``    a personal name the text introduces or addresses
+                             with an honorific (`pii_context`)
 =============  ============  ===============================================
 
 How false positives are kept out (order numbers, amounts, dates, landlines):
@@ -42,6 +47,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from vocflow.streams.pii_context import find_addresses, find_names
+
 __all__ = [
     "MASK_TOKENS",
     "PII_KINDS",
@@ -50,12 +57,14 @@ __all__ = [
     "mask_pii",
 ]
 
-PII_KINDS: Final = ("phone", "id_number", "bank_card", "email")
+PII_KINDS: Final = ("phone", "id_number", "bank_card", "email", "address", "name")
 MASK_TOKENS: Final[dict[str, str]] = {
     "phone": "[PHONE]",
     "id_number": "[ID]",
     "bank_card": "[CARD]",
     "email": "[EMAIL]",
+    "address": "[ADDRESS]",
+    "name": "[NAME]",
 }
 
 
@@ -194,10 +203,11 @@ def _find_in_run(run: str, start: int, spans: list[tuple[int, int, str]]) -> Non
 
 
 def mask_pii(text: str) -> tuple[str, dict[str, int]]:
-    """Mask phone, ID, bank card and e-mail in `text`.
+    """Mask phone, ID, bank card, e-mail, address and name in `text`.
 
-    Returns the masked text and a count per kind; the dict always has the four
-    keys of :data:`PII_KINDS` (zeros included) so every event has the same shape.
+    Returns the masked text and a count per kind; the dict always has every key
+    of :data:`PII_KINDS` (zeros included) so every event has the same shape.
+    Where an address or name overlaps a number, the span that starts first wins.
     Text around a masked value, including separators outside it, is unchanged.
     """
     counts = dict.fromkeys(PII_KINDS, 0)
@@ -217,14 +227,17 @@ def mask_pii(text: str) -> tuple[str, dict[str, int]]:
         if email_spans and any(s < m.end() and m.start() < e for s, e, _ in email_spans):
             continue
         _find_in_run(run, m.start(), spans)
+    spans.extend((s, e, "address") for s, e in find_addresses(norm))
+    spans.extend((s, e, "name") for s, e in find_names(norm))
     if not spans:
         return text, counts
 
-    spans.sort()
+    spans.sort(key=lambda span: (span[0], -span[1]))
     out: list[str] = []
     pos = 0
     for s, e, kind in spans:
-        if s < pos:  # overlap (cannot happen by construction; be safe)
+        if s < pos:  # overlaps the span before (a number in an address): one mask
+            pos = max(pos, e)
             continue
         out.append(text[pos:s])
         out.append(MASK_TOKENS[kind])

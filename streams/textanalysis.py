@@ -44,6 +44,8 @@ from typing import Final, Literal
 
 import jieba
 
+from vocflow.streams.pii import MASK_TOKENS
+
 __all__ = [
     "MAX_KEYWORDS",
     "TextAnalysisResult",
@@ -64,7 +66,7 @@ IDF_OVERRIDES_PATH: Final = DATA_DIR / "idf.txt"
 BASE_IDF_PATH: Final = Path(jieba.__file__).parent / "analyse" / "idf.txt"
 
 # Mask tokens from pii.mask_pii stay one token each and never become keywords.
-_MASK_RE: Final = re.compile(r"\[(?:PHONE|ID|CARD|EMAIL)\]")
+_MASK_RE: Final = re.compile("|".join(re.escape(token) for token in MASK_TOKENS.values()))
 _HAN_RE: Final = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9'\-]*")
 _WORDLIKE_RE: Final = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaffA-Za-z]")

@@ -12,8 +12,22 @@ VALID_CARD_19 = "6222021234567890128"  # Luhn valid
 VALID_CARD_16 = "6228480012345671"
 
 
-def counts(phone: int = 0, id_number: int = 0, bank_card: int = 0, email: int = 0) -> dict:
-    return {"phone": phone, "id_number": id_number, "bank_card": bank_card, "email": email}
+def counts(
+    phone: int = 0,
+    id_number: int = 0,
+    bank_card: int = 0,
+    email: int = 0,
+    address: int = 0,
+    name: int = 0,
+) -> dict:
+    return {
+        "phone": phone,
+        "id_number": id_number,
+        "bank_card": bank_card,
+        "email": email,
+        "address": address,
+        "name": name,
+    }
 
 
 def test_checksums() -> None:
@@ -102,9 +116,17 @@ def test_several_kinds_in_one_text() -> None:
     )
     masked, c = mask_pii(text)
     assert masked == (
-        "我叫张三，手机[PHONE]，身份证[ID]，卡号[CARD]，邮箱[EMAIL]，另一个手机[PHONE]。"
+        "我叫[NAME]，手机[PHONE]，身份证[ID]，卡号[CARD]，邮箱[EMAIL]，另一个手机[PHONE]。"
     )
-    assert c == counts(phone=2, id_number=1, bank_card=1, email=1)
+    assert c == counts(phone=2, id_number=1, bank_card=1, email=1, name=1)
+
+
+def test_address_and_name_with_numbers_inside() -> None:
+    text = "我是王女士，寄到杭州市西湖区文三路478号2幢1单元1301室，电话13812345678"
+    assert mask_pii(text) == (
+        "我是[NAME]女士，寄到杭州市西湖区[ADDRESS]，电话[PHONE]",
+        counts(phone=1, address=1, name=1),
+    )
 
 
 def test_empty_and_plain() -> None:
