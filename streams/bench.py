@@ -72,12 +72,15 @@ def event_mix(n: int, seed: int = 42) -> list[Raw]:
     return list(itertools.islice(generate(seed=seed, malformed_ratio=0.01, max_bytes=100_000), n))
 
 
-def _java_tool(main_class: str, args: list[str]) -> str:
+def java_tool(main_class: str, args: list[str], stdin: str | None = None) -> str:
+    """Run a Kafka command-line tool from the broker's jars; its stdout (UTF-8 both ways)."""
     classpath = str(broker.fetch() / "*")
     result = subprocess.run(
         [
             "java",
             "-Xmx1g",
+            "-Dfile.encoding=UTF-8",
+            "-Dstdout.encoding=UTF-8",
             "-Dlog4j.configuration=file:" + str(broker.DEPLOY_DIR / "log4j.properties"),
             "-Dkafka.logs.dir=" + tempfile.gettempdir(),
             "-cp",
@@ -85,8 +88,10 @@ def _java_tool(main_class: str, args: list[str]) -> str:
             main_class,
             *args,
         ],
+        input=stdin,
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         check=False,
         timeout=900,
     )
@@ -109,7 +114,7 @@ def bench_broker(settings: Settings, records: list[Raw], prefix: str) -> Section
     with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as f:
         f.write(b"\n".join(valid))
         payloads = f.name
-    out = _java_tool(
+    out = java_tool(
         "org.apache.kafka.tools.ProducerPerformance",
         [
             "--topic",
@@ -143,7 +148,7 @@ def bench_broker(settings: Settings, records: list[Raw], prefix: str) -> Section
                 f"{m.group(2)} MB/s, p99 latency {m.group(4)} ms",
             )
         )
-    out = _java_tool(
+    out = java_tool(
         "org.apache.kafka.tools.ConsumerPerformance",
         [
             "--bootstrap-server",

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from jsonschema import Draft202012Validator
 
 from tests.integration.conftest import get_json, running_worker, vocflow, wait_for, worker_env
 from vocflow.schemas.publish import JSON_DIR
-from vocflow.streams import broker
+from vocflow.streams.bench import java_tool
 from vocflow.streams.traffic import generate
 
 pytestmark = pytest.mark.integration
@@ -32,30 +30,6 @@ pytestmark = pytest.mark.integration
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 PER_CODEC = 200
 BAD_LINES = ("{not json", '{"event_id": "x"}', "[1, 2, 3]")
-
-
-def _java(main_class: str, args: list[str], stdin: str | None = None) -> str:
-    """Run a Kafka command-line tool from the broker's own jars (UTF-8 in and out)."""
-    result = subprocess.run(
-        [
-            "java",
-            "-Xmx256m",
-            "-Dfile.encoding=UTF-8",
-            "-Dstdout.encoding=UTF-8",
-            "-Dlog4j.configuration=file:" + str(broker.DEPLOY_DIR / "log4j.properties"),
-            "-Dkafka.logs.dir=" + tempfile.gettempdir(),
-            "-cp",
-            str(broker.fetch() / "*"),
-            main_class,
-            *args,
-        ],
-        input=stdin.encode("utf-8") if stdin is not None else None,
-        capture_output=True,
-        check=False,
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stderr.decode("utf-8", "replace")[-2000:]
-    return result.stdout.decode("utf-8")
 
 
 def test_java_producers_with_every_codec_and_a_java_consumer(
@@ -73,7 +47,7 @@ def test_java_producers_with_every_codec_and_a_java_consumer(
         chunk = records[n * PER_CODEC : (n + 1) * PER_CODEC]
         lines = [f"{r.key.decode()}\t{r.value.decode()}" for r in chunk]
         lines += [f"bad-{codec}-{i}\t{line}" for i, line in enumerate(BAD_LINES)]
-        _java(
+        java_tool(
             "kafka.tools.ConsoleProducer",
             [
                 "--bootstrap-server", kafka_bootstrap,
@@ -102,7 +76,7 @@ def test_java_producers_with_every_codec_and_a_java_consumer(
         normalize = get_json(f"{url}/api/stats")["stages"]["normalize"]
         assert normalize["dlq"] == len(CODECS) * len(BAD_LINES), normalize
 
-    out = _java(
+    out = java_tool(
         "org.apache.kafka.tools.consumer.ConsoleConsumer",
         [
             "--bootstrap-server", kafka_bootstrap,
