@@ -424,8 +424,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             start_hour=args.start_hour,
             duration_hours=args.hours,
             contacts_per_day=args.contacts_per_day,
+            tz=settings.timezone,
             **scenarios,
         )  # type: ignore[arg-type]
+        if args.from_now:
+            config = config.starting_at(datetime.now(ZoneInfo(settings.timezone)))
     except ValueError as exc:
         raise UserError(str(exc)) from None
     _prepare_kafka(settings)
@@ -732,7 +735,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
-        "--date", metavar="YYYY-MM-DD", help="simulated day (default: today, local time zone)"
+        "--date",
+        metavar="YYYY-MM-DD",
+        help="simulated day (default: today in the KPI time zone, setting `timezone`, "
+        "default Asia/Shanghai; never the machine's zone)",
+    )
+    p.add_argument(
+        "--from-now",
+        action="store_true",
+        help="stamp the events so that the simulated --start-hour is now: live KPIs show "
+        "the simulated hours' load whatever the time of day (scenario times stay simulated "
+        "hours and move with it)",
     )
     p.add_argument(
         "--id-prefix",

@@ -2,6 +2,12 @@
 
 The worker runs as a child process (as it would in production), so the demo
 reads its numbers over the worker's HTTP API like any other client.
+
+The simulated day is stamped from *now* in the KPI time zone (``SimConfig.starting_at``):
+whatever the hour, its first event is "now", so the wallboard's 15-minute, 60-minute
+and today figures fill within seconds. Each run has ids of its own (``id_prefix`` from
+its start), so the summary can say exactly which of *this* run's events reached
+ClickHouse, whatever earlier runs left in the same data directory.
 """
 
 from __future__ import annotations
@@ -15,9 +21,13 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from vocflow.sinks.clickhouse import ClickHouseStore
 from vocflow.streams import broker
 from vocflow.streams.config import Settings
 from vocflow.streams.simulator import Outage, SimConfig
@@ -94,6 +104,7 @@ def run_demo(
     keep_broker: bool,
     config_file: Path | None,
     seed: int = 1,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     started_broker = False
     local = broker.local_broker(settings)
@@ -108,12 +119,19 @@ def run_demo(
             started_broker = local.up()
         worker = start_worker(settings, config_file, settings.data_dir / "logs" / "worker.log")
         wait_healthy(settings, worker)
+        day = demo_day(seed, settings.timezone, clock())
         print(
-            f"worker up. metrics: {settings.web_url}/metrics  stats: {settings.web_url}/api/stats"
-            f"  log: {settings.data_dir / 'logs' / 'worker.log'}",
+            f"worker up.\n  wallboard: {settings.web_url}/wallboard\n"
+            f"  KPIs:      {settings.web_url}/api/kpis  (or: vocflow kpis)\n"
+            f"  metrics:   {settings.web_url}/metrics\n"
+            f"  stats:     {settings.web_url}/api/stats\n"
+            f"  log:       {settings.data_dir / 'logs' / 'worker.log'}\n"
+            f"simulated day from {day.start_hour:05.2f} h stamped from "
+            f"{day.start.isoformat(timespec='seconds')} ({settings.timezone}), "
+            f"{speedup:g}x real time; this run's ids start with '{day.id_prefix}-'",
             flush=True,
         )
-        counts = _simulate(settings, duration, speedup, malformed_ratio, seed)
+        counts = _simulate(settings, day, duration, speedup, malformed_ratio)
         produced = counts["contact"] + counts["malformed"]
         print(
             f"traffic stopped after {produced} contact events ({counts['agent']} agent events, "
@@ -121,15 +139,13 @@ def run_demo(
             flush=True,
         )
         seen, ok, dlq, rows = _drain(settings, produced)
-        print(
-            f"demo summary: produced={produced} processed={seen} valid={ok} dlq={dlq} "
-            f"routed={rows.get('routing_log', 0)} "
-            f"clickhouse_contact_events={rows.get('contact_events', 0)} "
-            f"clickhouse_dead_letters={rows.get('dead_letters', 0)}",
-            flush=True,
-        )
-        # Earlier runs may have left a backlog in the topics, so more can be processed.
-        return 0 if produced > 0 and seen >= produced else 1
+        stop_process(worker)
+        worker = None
+        stored = stored_events(settings, day.id_prefix)
+        lines, lost = summary(counts, seen, ok, dlq, rows, stored)
+        for line in lines:
+            print(line, flush=True)
+        return 0 if produced > 0 and not lost else 1
     except (broker.BrokerError, DemoError) as exc:
         print(f"vocflow demo: error: {exc}", file=sys.stderr)
         return 2
@@ -140,20 +156,70 @@ def run_demo(
             local.down()
 
 
-def demo_day(seed: int) -> SimConfig:
-    """A working day from 08:00 with an outage burst in 杭州 early on, so the demo
-    shows the voice-of-customer path reacting within its first minutes."""
+def stored_events(settings: Settings, id_prefix: str) -> int:
+    """Distinct contact event ids of this run in ClickHouse (opened once the worker,
+    which holds an embedded database, has stopped)."""
+    store = ClickHouseStore(settings.clickhouse_dsn, settings.clickhouse_database)
+    try:
+        rows = store.query(
+            f"SELECT uniqExact(event_id) FROM {settings.clickhouse_database}.contact_events "
+            "WHERE startsWith(event_id, {prefix:String})",
+            {"prefix": f"{id_prefix}-"},
+        )
+    finally:
+        store.close()
+    return int(rows[0][0])
+
+
+def summary(
+    counts: Counter, seen: int, ok: int, dlq: int, rows: dict[str, int], stored: int
+) -> tuple[list[str], bool]:
+    """The closing lines, and whether anything of this run was lost.
+
+    Plain statements a reader can check: what this run produced (valid events plus
+    deliberately broken ones), what the worker made of them, and how many of this
+    run's valid events ClickHouse holds, counted by distinct id (so duplicates
+    cannot make up for losses, and earlier runs' rows cannot hide them).
+    """
+    valid_sent, broken_sent = counts["contact"], counts["malformed"]
+    produced = valid_sent + broken_sent
+    lost = stored < valid_sent or ok + dlq < produced
+    backlog = max(0, seen - produced)
+    lines = [
+        f"demo summary: produced={produced} ({valid_sent} valid + {broken_sent} deliberately "
+        f"broken) processed={seen} valid={ok} dlq={dlq} routed={rows.get('routing_log', 0)}",
+        f"  produced = valid + dead-lettered: {produced} "
+        f"{'=' if ok + dlq == produced else '!='} {ok} + {dlq}"
+        + (f" (the worker also drained {backlog} events left by earlier runs)" if backlog else ""),
+        f"  ClickHouse holds {stored} of this run's {valid_sent} valid events (distinct event ids)",
+        "  nothing lost"
+        if not lost
+        else f"  LOST: {max(0, valid_sent - stored)} valid events "
+        "are not in ClickHouse; see the worker log",
+    ]
+    return lines, lost
+
+
+def demo_day(seed: int, tz: str, now: datetime) -> SimConfig:
+    """A working day from 08:00 (KPI time zone) with an outage burst in 杭州 half an
+    hour in, so the demo shows the voice-of-customer path reacting within its first
+    minutes; stamped so that its 08:00 is ``now``. The scenario hours are simulated
+    hours and move with the stamp: the outage is always 30 simulated minutes in."""
+    local = now.astimezone(ZoneInfo(tz))
     return SimConfig(
         seed=seed,
+        start_date=local.date(),
+        tz=tz,
         start_hour=8.0,
         duration_hours=14.0,
         contacts_per_day=40_000,
         outages=(Outage(city="杭州", start_hour=8.5, duration_minutes=40.0),),
-    )
+        id_prefix=f"demo{local:%y%m%d%H%M%S}",
+    ).starting_at(now)
 
 
 def _simulate(
-    settings: Settings, duration: float | None, speedup: float, malformed: float, seed: int
+    settings: Settings, day: SimConfig, duration: float | None, speedup: float, malformed: float
 ) -> Counter:
     start = time.monotonic()
     last_status = [start]
@@ -179,7 +245,7 @@ def _simulate(
     try:
         return publish(
             settings,
-            demo_day(seed),
+            day,
             speedup=speedup,
             malformed_ratio=malformed,
             should_stop=should_stop,

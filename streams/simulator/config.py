@@ -11,7 +11,7 @@ arbitrary simulation start.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -145,6 +145,20 @@ class SimConfig:
     def end(self) -> datetime:
         """No new contact arrives at or after this; lifecycles already begun still finish."""
         return self.start + timedelta(hours=self.duration_hours)
+
+    def starting_at(self, instant: datetime) -> SimConfig:
+        """The same simulated stretch (load curves, roster, scenarios) stamped so that
+        its first instant is ``instant``, via ``time_shift``.
+
+        Why: a demo or a test wants a busy morning's traffic *now*, whatever the wall
+        clock says; stamping the simulated 09:00 at a real 02:00 keeps the 09:00 load
+        and staffing instead of simulating a quiet night. Whole milliseconds, so
+        event times stay exactly representable in the records.
+        """
+        if instant.tzinfo is None:
+            raise ValueError("starting_at needs an aware datetime (a naive one has no zone)")
+        shift = instant - (self.midnight + timedelta(hours=self.start_hour))
+        return replace(self, time_shift=timedelta(milliseconds=shift // timedelta(milliseconds=1)))
 
 
 @dataclass(frozen=True)

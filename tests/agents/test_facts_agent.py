@@ -8,12 +8,15 @@ from typing import Any
 from unittest.mock import patch
 
 import orjson
+import pytest
 from faust.types import TP
 
 from vocflow.streams.app import create_app
 from vocflow.streams.config import load_settings
 from vocflow.streams.eviction import partition_of
 from vocflow.streams.kpi.contributions import COUNTERS
+
+pytestmark = pytest.mark.clock
 
 
 def event(n: int, contact: str, event_type: str, day: int, second: int = 0, **extra: Any) -> bytes:

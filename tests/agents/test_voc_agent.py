@@ -6,10 +6,13 @@ import asyncio
 from unittest.mock import patch
 
 import orjson
+import pytest
 
 from vocflow.schemas import RoutingEnvelope
 from vocflow.streams.app import create_app
 from vocflow.streams.config import load_settings
+
+pytestmark = pytest.mark.clock
 
 
 def event(n: int, contact: str, customer: str | None, text: str, hour: int = 9) -> bytes:

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+import pytest
 from aiohttp import web
 
 from tests.conftest import free_port
@@ -36,6 +37,8 @@ from vocflow.streams.wallboard import (
     static_response,
     stream_payload,
 )
+
+pytestmark = pytest.mark.clock
 
 QUEUES = ("billing_q", "network_q", "tech_q")
 

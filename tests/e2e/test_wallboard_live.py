@@ -11,9 +11,9 @@ script evaluation and the page renders a document synchronously, so the snapshot
 exactly one rendered document; `generated_at` has microseconds, so it names one
 refresh.
 
-Traffic comes from the simulator's `publish()`, the function `vocflow simulate` runs,
-called directly because the command has no option for the day (its `SimConfig` default
-is a fixed date) nor for the id prefix (two runs would reuse the same contact ids). Two
+Traffic comes from the simulator's `publish()`, the function `vocflow simulate` runs:
+a simulated 09:30-09:56 stamped to end 14 minutes before the test begins
+(`SimConfig.starting_at`), so the load and the queues are the same at any hour. Two
 batches with their own ids: the first before the page opens, the second while it is
 open, after which the same page (no reload) shows the new numbers. The kiosk shows the
 rolling 60 minutes, which holds both batches for the whole test.
@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -59,11 +59,12 @@ from vocflow.streams.config import load_settings
 from vocflow.streams.simulator import SimConfig, simulate
 from vocflow.streams.simulator.publish import publish
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 INTERVAL = "60m"
 FLOOR = "三楼 实时大厅"
 TZ = "Asia/Shanghai"
+SIM_DATE = date(2026, 11, 23)  # the simulated day; its events are stamped around now
 INGEST_SECONDS = 300.0  # two cores shared with other test runs: be patient
 ALIGN_SECONDS = 180.0
 
@@ -78,18 +79,19 @@ class Batch:
     queues: tuple[str, ...]
 
 
-def batch(seed: int, start: datetime, minutes: float) -> Batch:
-    local = start.astimezone(ZoneInfo(TZ))
+def batch(seed: int, start: datetime, minutes: float, morning_hour: float) -> Batch:
+    """Simulated traffic of a busy morning (from `morning_hour`) stamped from `start`:
+    the same load and queues whatever the hour the test runs at."""
     config = SimConfig(
         seed=seed,
-        start_date=local.date(),
+        start_date=SIM_DATE,
         tz=TZ,
-        start_hour=local.hour + local.minute / 60 + local.second / 3600,
+        start_hour=morning_hour,
         duration_hours=minutes / 60,
         contacts_per_day=40_000,
         customers=2_000,
         id_prefix=f"wb{seed}",  # contact and agent ids of their own: no batch overwrites another
-    )
+    ).starting_at(start)
     first: dict[str, datetime] = {}
     queues = set()
     events = 0
@@ -248,8 +250,8 @@ def test_wallboard_shows_the_live_kpis_of_a_real_worker(
     # Two quarter-hours of traffic that ended before the test began: both stay inside the
     # rolling 60 minutes for 20 minutes, far longer than the test runs.
     now = datetime.now(UTC)
-    first = batch(1, now - timedelta(minutes=40), 13)
-    second = batch(2, now - timedelta(minutes=27), 13)
+    first = batch(1, now - timedelta(minutes=40), 13, morning_hour=9.5)
+    second = batch(2, now - timedelta(minutes=27), 13, morning_hour=9.5 + 13 / 60)
     queues = first.queues
     assert len(queues) >= 3, queues
 

@@ -44,7 +44,7 @@ from vocflow.sinks.agent_kpis import KPIS
 from vocflow.streams.kpi.intervals import bucket
 from vocflow.streams.publisher import Publisher
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 TEAM_OF = {**TEAMS, "a3": "t1"}
 

@@ -63,7 +63,7 @@ from vocflow.streams.config import load_settings
 from vocflow.streams.simulator.config import Outage, SimConfig, StaffingShortfall
 from vocflow.streams.simulator.publish import publish
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = "/usr/bin/prometheus"

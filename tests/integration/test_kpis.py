@@ -7,10 +7,9 @@ import json
 import re
 import urllib.request
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -21,7 +20,7 @@ from vocflow.streams.config import load_settings
 from vocflow.streams.simulator import SimConfig, simulate
 from vocflow.streams.simulator.publish import publish
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 # (name in /api/kpis, name in the oracle)
 COMPARED = (
@@ -38,18 +37,22 @@ BYS = (("all", None), ("queue", "queue"), ("channel", "channel"))
 
 
 def sim_config() -> SimConfig:
-    """Two simulated hours that ended half an hour ago (local time), so the
-    'today', '60m' and '15m' intervals all hold some of it."""
-    local_now = datetime.now(ZoneInfo("Asia/Shanghai"))
-    start = local_now - timedelta(hours=2, minutes=30)
-    return SimConfig(
+    """A simulated busy morning (09:00-11:00) stamped to end five minutes before now.
+
+    Stamped, not simulated at the wall-clock hour, so that the load is the same at
+    any hour the suite runs. The rolling 60 minutes always hold most of it; '15m' and
+    'today' hold whatever part of it the clock puts in them (at 00:03 'today' holds
+    nothing), and every interval is compared with the oracle over its own bounds.
+    """
+    morning = SimConfig(
         seed=42,
-        start_date=start.date(),
-        start_hour=start.hour + start.minute / 60,
+        start_date=date(2026, 11, 23),
+        start_hour=9.0,
         duration_hours=2.0,
         contacts_per_day=20_000,
         customers=3_000,
     )
+    return morning.starting_at(datetime.now(UTC) - timedelta(hours=2, minutes=5))
 
 
 def metric_lines(url: str) -> dict[tuple[str, frozenset], float]:
@@ -139,9 +142,9 @@ def test_api_matches_the_oracle_exactly(kpi_run: dict[str, Any]) -> None:
                 )
                 compared += len(want)
     assert compared > 200
-    today = doc["intervals"]["today"]["by"]["all"]
-    assert today["contacts"]["_all"]["value"] > 500
-    assert 0 < today["service_level_ratio"]["_all"]["value"] <= 1
+    hour = doc["intervals"]["60m"]["by"]["all"]
+    assert hour["contacts"]["_all"]["value"] > 500
+    assert 0 < hour["service_level_ratio"]["_all"]["value"] <= 1
 
 
 def test_metrics_equal_the_api(kpi_run: dict[str, Any]) -> None:
@@ -165,38 +168,46 @@ def test_metrics_equal_the_api(kpi_run: dict[str, Any]) -> None:
 
 def test_clickhouse_agrees_with_the_api(kpi_run: dict[str, Any]) -> None:
     doc = kpi_run["doc"]
-    today = doc["intervals"]["today"]
-    result = vocflow(
-        "sql",
-        "--json",
-        (
-            "SELECT count() AS n_contacts, countIf(answered) AS n_answered, "
-            "sumIf(wait_seconds, answered) AS total_wait FROM vocflow.contact_facts FINAL "
-            f"WHERE arrival_at >= parseDateTime64BestEffort('{today['start']}', 3) "
-            f"AND arrival_at < parseDateTime64BestEffort('{today['end']}', 3)"
-        ),
-        env=kpi_run["env"],
-    )
-    assert result.returncode == 0, result.stderr
-    row = json.loads(result.stdout)[0]
-    api = today["by"]["all"]
-    assert int(row["n_contacts"]) == api["contacts"]["_all"]["numerator"]
-    assert int(row["n_answered"]) == api["asa_seconds"]["_all"]["denominator"]
-    assert round(float(row["total_wait"]) * 1000) == api["asa_seconds"]["_all"]["numerator"]
+    for label, interval in doc["intervals"].items():
+        result = vocflow(
+            "sql",
+            "--json",
+            (
+                "SELECT count() AS n_contacts, countIf(answered) AS n_answered, "
+                "sumIf(wait_seconds, answered) AS total_wait FROM vocflow.contact_facts FINAL "
+                f"WHERE arrival_at >= parseDateTime64BestEffort('{interval['start']}', 3) "
+                f"AND arrival_at < parseDateTime64BestEffort('{interval['end']}', 3)"
+            ),
+            env=kpi_run["env"],
+        )
+        assert result.returncode == 0, result.stderr
+        row = json.loads(result.stdout)[0]
+        api = interval["by"]["all"]
+        # an interval without contacts has no '_all' group: its counts are 0
+        contacts = api["contacts"].get("_all", {}).get("numerator", 0)
+        asa = api["asa_seconds"].get("_all", {"numerator": 0, "denominator": 0})
+        assert int(row["n_contacts"]) == contacts, label
+        assert int(row["n_answered"]) == asa["denominator"], label
+        assert round(float(row["total_wait"] or 0) * 1000) == asa["numerator"], label  # NULL: none
+    assert contacts_in(doc, "60m") > 500
+
+
+def contacts_in(doc: dict[str, Any], interval: str) -> int:
+    return doc["intervals"][interval]["by"]["all"]["contacts"]["_all"]["numerator"]
 
 
 def test_departments_and_repeat_fcr_come_from_the_routing(kpi_run: dict[str, Any]) -> None:
     """The facts agent joins contacts.routed: every contact is in exactly one
     department group, routed ones in their department, and FCR has a population."""
-    today = kpi_run["doc"]["intervals"]["today"]["by"]
-    total = today["all"]["contacts"]["_all"]["numerator"]
-    by_department = {g: k["numerator"] for g, k in today["department"]["contacts"].items()}
+    hour = kpi_run["doc"]["intervals"]["60m"]["by"]
+    total = hour["all"]["contacts"]["_all"]["numerator"]
+    by_department = {g: k["numerator"] for g, k in hour["department"]["contacts"].items()}
     assert sum(by_department.values()) == total
     routed = sum(n for g, n in by_department.items() if g != "unknown")
     texts = len({e.contact_id for e in kpi_run["events"] if e.text})
     assert 0 < routed <= texts
-    assert today["all"]["fcr_ratio"]["_all"]["denominator"] > 0
-    assert today["all"]["complaint_ratio"]["_all"]["denominator"] == total
+    assert hour["all"]["fcr_ratio"]["_all"]["denominator"] > 0
+    assert hour["all"]["complaint_ratio"]["_all"]["denominator"] == total
 
 
 def test_worker_log_has_no_kpi_errors(kpi_run: dict[str, Any]) -> None:

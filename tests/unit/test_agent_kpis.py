@@ -17,6 +17,8 @@ from vocflow.streams.config import Settings
 from vocflow.streams.kpi.fold import fold_all
 from vocflow.streams.kpi.models import ContactFact, Interval, Kpi, Shift, to_ms
 
+pytestmark = pytest.mark.clock
+
 TZ = ZoneInfo("Asia/Shanghai")
 W0 = datetime(2025, 3, 10, 9, 0, tzinfo=TZ)  # on a 15-minute boundary
 MIN = 60_000

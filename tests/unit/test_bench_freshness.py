@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from vocflow.streams.bench import (
     FRESHNESS_SERIES,
     Spread,
@@ -12,6 +14,8 @@ from vocflow.streams.bench import (
     scrape_values,
     spread,
 )
+
+pytestmark = pytest.mark.clock
 
 EXPOSITION = """\
 # HELP vocflow_stage_events_in_total Events a pipeline stage consumed.

@@ -21,6 +21,8 @@ from vocflow.streams.detector import (
     poisson_sf,
 )
 
+pytestmark = pytest.mark.clock
+
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # 14:00 in Asia/Shanghai
 
 

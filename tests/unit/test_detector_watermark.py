@@ -19,6 +19,8 @@ from vocflow.streams import detector_service
 from vocflow.streams.config import Settings
 from vocflow.streams.detector import Observation, PartitionWatermarks, SurgeDetector
 
+pytestmark = pytest.mark.clock
+
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # 14:00 in Asia/Shanghai
 CITIES = ("杭州", "成都", "西安")
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from vocflow.streams.eviction import LAST_ACTIVITY, idle_facts, partition_of
+
+pytestmark = pytest.mark.clock
 
 
 def test_partition_is_the_producers_choice() -> None:

@@ -36,6 +36,8 @@ from vocflow.streams.notify import (
 from vocflow.streams.notify import _Lang as Lang
 from vocflow.streams.notify_channels import plain_text
 
+pytestmark = pytest.mark.clock
+
 NOW = 1731307500.0  # 2024-11-11 06:45:00 UTC = 14:45 Beijing time
 
 FIRING: dict[str, Any] = {

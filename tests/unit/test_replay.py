@@ -33,6 +33,8 @@ from vocflow.streams.replay import (
     to_event,
 )
 
+pytestmark = pytest.mark.clock
+
 
 def event(i: int, **extra: Any) -> dict[str, Any]:
     return {

@@ -14,6 +14,8 @@ from vocflow.sinks.tables import AGENT_SHIFTS
 from vocflow.streams.cli import main
 from vocflow.streams.shifts import ShiftFileError, read_shifts, shift_key
 
+pytestmark = pytest.mark.clock
+
 TZ = "Asia/Shanghai"
 CST = timezone(timedelta(hours=8))
 LOADED_AT = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)

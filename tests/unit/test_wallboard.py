@@ -37,6 +37,8 @@ from vocflow.streams.wallboard import (
     static_asset,
 )
 
+pytestmark = pytest.mark.clock
+
 NOW = gen.DAY + timedelta(hours=10, minutes=7)
 
 

@@ -26,6 +26,8 @@ from vocflow.streams.kpi.contributions import COUNTERS, Targets, contributions, 
 from vocflow.streams.kpi.fold import annotate, fold
 from vocflow.streams.kpi.models import HOUR_MS, ContactFact, FoldConfig, Interval, Kpi, from_ms
 
+pytestmark = pytest.mark.clock
+
 SEED = 20261123
 CONFIG = FoldConfig(short_abandon_ms_by_queue=gen.SHORT_BY_QUEUE)
 TARGETS = Targets(sl_threshold_ms=20_000, sl_threshold_ms_by_queue={"tech_q": 10_000})

@@ -14,6 +14,8 @@ from vocflow.streams.kpi.fold import annotate, fold_all
 from vocflow.streams.kpi.intervals import bucket, rolling, today
 from vocflow.streams.kpi.models import HOUR_MS, ContactFact, Interval, Kpi, to_ms
 
+pytestmark = pytest.mark.clock
+
 Q = "q1"
 QUARTER = Interval(ms(0), ms(900), "15m")  # 09:00-09:15
 

@@ -6,6 +6,8 @@ import pytest
 
 from vocflow.streams.cli import main
 
+pytestmark = pytest.mark.clock
+
 
 def test_a_bad_date_is_a_usage_error_naming_the_option(capsys: pytest.CaptureFixture) -> None:
     codes: list[int] = []

@@ -13,6 +13,8 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from vocflow.streams.simulator import (
     Outage,
     SimConfig,
@@ -21,6 +23,8 @@ from vocflow.streams.simulator import (
     scenario_windows,
     simulate,
 )
+
+pytestmark = pytest.mark.clock
 
 SHIFT = timedelta(days=3, hours=-7, minutes=13, seconds=5)
 _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d")

@@ -1,0 +1,183 @@
+"""Run the clock-sensitive tests again at the awkward hours, under libfaketime.
+
+`make test` runs the whole suite at whatever instant CI happens to start. A test
+that only passes in office hours (a "today" that began two hours ago, a 15-minute
+bucket that just turned over) would then fail at night and nowhere else. This
+runner repeats every test marked ``clock`` (its result depends on "now": KPI
+intervals, wallboard, alerting, detector, freshness, TTLs, simulator dates) with
+the process clock moved by libfaketime to the instants below, in the KPI time zone
+Asia/Shanghai, and with the process time zone (``TZ``) set to UTC and to
+America/New_York, so nothing can lean on the machine's zone either.
+
+How the clock is moved: ``faketime -f <offset>`` with a *relative* offset (seconds),
+so that the target local time is reached on the most recent day it occurred and
+the clock keeps running from there (23:58 crosses midnight during the run, on
+purpose). An absolute ``@YYYY-MM-DD HH:MM:SS`` would be read in the process zone,
+which this runner varies. The monotonic clock is left alone
+(``FAKETIME_DONT_FAKE_MONOTONIC``): timeouts stay real. Every child process
+(worker, CLI, Chromium) inherits the faked clock; Go programs (Prometheus,
+Alertmanager) read the kernel's clock directly and stay on real time, which the
+alert rules must therefore not compare with ours.
+
+One Kafka broker, on real time, serves every run (``VOCFLOW_TEST_BOOTSTRAP``): the
+records' timestamps are the producers' (faked) clocks; the broker's retention
+(7 days) is far longer than the <= 24 h offsets used here.
+
+Usage: ``python -m tests.clock_matrix [pytest args]``; exit status 0 only if every
+run passed. A missing ``faketime`` is a failure with the install line, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from tests.conftest import ROOT, free_port
+from vocflow.streams.broker import LocalBroker
+
+KPI_TZ = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One faked instant (local time in the KPI zone) in one process time zone."""
+
+    local_time: str  # HH:MM[:SS] in Asia/Shanghai
+    process_tz: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.local_time} Asia/Shanghai, TZ={self.process_tz}"
+
+
+# Just after midnight (a new "today" with almost nothing in it), ten seconds before a
+# quarter-hour and an hour turn over, two minutes before midnight (the day changes
+# while the tests run). Each instant runs in both process zones.
+RUNS = tuple(
+    Run(t, tz) for t in ("00:03", "07:59:50", "23:58") for tz in ("UTC", "America/New_York")
+)
+
+
+def offset_seconds(local_time: str, now: datetime) -> int:
+    """Seconds to add to ``now`` to reach the latest past ``local_time`` in Shanghai."""
+    parts = [int(p) for p in local_time.split(":")] + [0]
+    hh, mm, ss = parts[0], parts[1], parts[2]
+    local_now = now.astimezone(KPI_TZ)
+    target = local_now.replace(hour=hh, minute=mm, second=ss, microsecond=0)
+    if target > local_now:
+        target -= timedelta(days=1)
+    return round((target - now).total_seconds())
+
+
+def faketime_binary() -> str:
+    found = shutil.which("faketime")
+    if not found:
+        raise SystemExit(
+            "clock matrix: `faketime` not found: install the Debian package "
+            "(make system-deps, or as root: apt-get install faketime)"
+        )
+    return found
+
+
+def faked_env(offset: int, process_tz: str, bootstrap: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOCFLOW_")}
+    env.update(
+        {
+            "TZ": process_tz,
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            "DONT_FAKE_MONOTONIC": "1",  # older libfaketime name of the same switch
+            "VOCFLOW_TEST_BOOTSTRAP": bootstrap,
+        }
+    )
+    return env
+
+
+def check_clock(faketime: str, offset: int, env: dict[str, str], run: Run) -> str:
+    """The faked clock really is where we asked (else the run would prove nothing)."""
+    probe = subprocess.run(
+        [
+            faketime,
+            "-m",
+            "-f",
+            f"{offset:+d}",
+            sys.executable,
+            "-c",
+            "import time; from datetime import datetime; from zoneinfo import ZoneInfo; "
+            "print(datetime.now(ZoneInfo('Asia/Shanghai')).isoformat(timespec='seconds'), "
+            "time.strftime('%Z'))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    shown = probe.stdout.strip()
+    if probe.returncode != 0 or not shown:
+        raise SystemExit(f"clock matrix: faketime did not run python: {probe.stderr.strip()}")
+    local = datetime.fromisoformat(shown.split()[0])
+    want = [int(p) for p in run.local_time.split(":")] + [0]
+    got_s = local.hour * 3600 + local.minute * 60 + local.second
+    want_s = want[0] * 3600 + want[1] * 60 + want[2]
+    if abs(got_s - want_s) > 60:
+        raise SystemExit(f"clock matrix: asked for {run.label}, the process saw {shown}")
+    return shown
+
+
+def main(argv: list[str]) -> int:
+    faketime = faketime_binary()
+    results: list[tuple[Run, int, float, str]] = []
+    with tempfile.TemporaryDirectory(prefix="vocflow-clock-") as home:
+        external = os.environ.get("VOCFLOW_TEST_BOOTSTRAP")
+        broker = None
+        if not external:
+            broker = LocalBroker(home=Path(home) / "kafka", port=free_port(pairs=True))
+            broker.up()
+        bootstrap = external or broker.bootstrap  # type: ignore[union-attr]
+        try:
+            for run in RUNS:
+                offset = offset_seconds(run.local_time, datetime.now(UTC))
+                env = faked_env(offset, run.process_tz, bootstrap)
+                seen = check_clock(faketime, offset, env, run)
+                print(f"\n=== clock matrix: {run.label} (process saw {seen}) ===", flush=True)
+                started = time.monotonic()
+                code = subprocess.call(
+                    [
+                        faketime,
+                        "-m",
+                        "-f",
+                        f"{offset:+d}",
+                        sys.executable,
+                        "-m",
+                        "pytest",
+                        "-m",
+                        "clock",
+                        "-q",
+                        "-p",
+                        "no:cacheprovider",
+                        *argv,
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                )
+                results.append((run, code, time.monotonic() - started, seen))
+        finally:
+            if broker is not None:
+                broker.down()
+    print("\nclock matrix summary:")
+    for run, code, seconds, seen in results:
+        verdict = "passed" if code == 0 else f"FAILED (pytest exit {code})"
+        print(f"  {run.label:42} started {seen:28} {verdict:24} {seconds:5.0f}s")
+    return 0 if results and all(code == 0 for _, code, _, _ in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
