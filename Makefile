@@ -10,7 +10,7 @@ export VOCFLOW_CACHE_DIR ?= $(HOME)/.cache/vocflow
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help prereqs system-deps setup broker-jars demo test unit lint bench clean
+.PHONY: help prereqs system-deps setup broker-jars demo test test-clock unit lint bench clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -18,10 +18,12 @@ help:
 prereqs:
 	@sh deploy/local/check-prereqs.sh
 
-# Real components the suite runs (promtool, Alertmanager, headless Chromium) and the
-# bench's HTTP load tool come from Debian's packages; installed when missing.
+# Real components the suite runs (promtool, Alertmanager, headless Chromium, libfaketime
+# for the clock matrix) and the bench's HTTP load tool come from Debian's packages;
+# installed when missing.
 SYSTEM_TOOLS := promtool:prometheus amtool:prometheus-alertmanager \
-	prometheus-alertmanager:prometheus-alertmanager chromium:chromium wrk:wrk
+	prometheus-alertmanager:prometheus-alertmanager chromium:chromium wrk:wrk \
+	faketime:faketime
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
@@ -55,6 +57,12 @@ test: setup
 	$(BIN)/ruff check streams schemas sinks tests
 	$(BIN)/vocflow schemas --check
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/python -m tests.clock_matrix
+
+# The clock-sensitive tests again at 00:03, 07:59:50 and 23:58 Asia/Shanghai (libfaketime),
+# with the process time zone UTC and America/New_York (part of `make test`).
+test-clock: setup
+	$(BIN)/python -m tests.clock_matrix $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

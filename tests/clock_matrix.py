@@ -13,8 +13,10 @@ How the clock is moved: ``faketime -f <offset>`` with a *relative* offset (secon
 so that the target local time is reached on the most recent day it occurred and
 the clock keeps running from there (23:58 crosses midnight during the run, on
 purpose). An absolute ``@YYYY-MM-DD HH:MM:SS`` would be read in the process zone,
-which this runner varies. The monotonic clock is left alone
-(``FAKETIME_DONT_FAKE_MONOTONIC``): timeouts stay real. Every child process
+which this runner varies. The monotonic clock stays real
+(``FAKETIME_DONT_FAKE_MONOTONIC``; faked, every timed lock wait hangs under
+libfaketime 0.9.10), and ``tests/faketime_shim/sitecustomize.py`` works around the
+one call that then fails (``time.sleep``). Every child process
 (worker, CLI, Chromium) inherits the faked clock; Go programs (Prometheus,
 Alertmanager) read the kernel's clock directly and stay on real time, which the
 alert rules must therefore not compare with ours.
@@ -80,40 +82,50 @@ def offset_seconds(local_time: str, now: datetime) -> int:
 def faketime_binary() -> str:
     found = shutil.which("faketime")
     if not found:
-        raise SystemExit(
-            "clock matrix: `faketime` not found: install the Debian package "
+        raise RuntimeError(
+            "`faketime` not found: install the Debian package "
             "(make system-deps, or as root: apt-get install faketime)"
         )
     return found
 
 
+SHIM = Path(__file__).resolve().parent / "faketime_shim"
+
+
+def faked(env: dict[str, str], process_tz: str) -> dict[str, str]:
+    """``env`` for a process run by ``faked_command``: its zone, real monotonic clock,
+    and the ``time.sleep`` shim first on the Python path."""
+    path = os.pathsep.join(p for p in (str(SHIM), env.get("PYTHONPATH", "")) if p)
+    return {
+        **env,
+        "TZ": process_tz,
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "PYTHONPATH": path,
+    }
+
+
+def faked_command(offset: int, *command: str) -> list[str]:
+    """``command`` with its clock (and its children's) moved by ``offset`` seconds."""
+    return [faketime_binary(), "-m", "-f", f"{offset:+d}", *command]
+
+
 def faked_env(offset: int, process_tz: str, bootstrap: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOCFLOW_")}
-    env.update(
-        {
-            "TZ": process_tz,
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-            "DONT_FAKE_MONOTONIC": "1",  # older libfaketime name of the same switch
-            "VOCFLOW_TEST_BOOTSTRAP": bootstrap,
-        }
-    )
-    return env
+    return faked({**env, "VOCFLOW_TEST_BOOTSTRAP": bootstrap}, process_tz)
 
 
-def check_clock(faketime: str, offset: int, env: dict[str, str], run: Run) -> str:
+def check_clock(offset: int, env: dict[str, str], run: Run) -> str:
     """The faked clock really is where we asked (else the run would prove nothing)."""
     probe = subprocess.run(
-        [
-            faketime,
-            "-m",
-            "-f",
-            f"{offset:+d}",
+        faked_command(
+            offset,
             sys.executable,
             "-c",
             "import time; from datetime import datetime; from zoneinfo import ZoneInfo; "
+            "time.sleep(0.01); "  # the shim is in place (else EINVAL)
             "print(datetime.now(ZoneInfo('Asia/Shanghai')).isoformat(timespec='seconds'), "
             "time.strftime('%Z'))",
-        ],
+        ),
         env=env,
         capture_output=True,
         text=True,
@@ -133,7 +145,11 @@ def check_clock(faketime: str, offset: int, env: dict[str, str], run: Run) -> st
 
 
 def main(argv: list[str]) -> int:
-    faketime = faketime_binary()
+    try:
+        faketime_binary()  # fail before starting anything
+    except RuntimeError as exc:
+        print(f"clock matrix: {exc}", file=sys.stderr)
+        return 2
     results: list[tuple[Run, int, float, str]] = []
     with tempfile.TemporaryDirectory(prefix="vocflow-clock-") as home:
         external = os.environ.get("VOCFLOW_TEST_BOOTSTRAP")
@@ -146,15 +162,12 @@ def main(argv: list[str]) -> int:
             for run in RUNS:
                 offset = offset_seconds(run.local_time, datetime.now(UTC))
                 env = faked_env(offset, run.process_tz, bootstrap)
-                seen = check_clock(faketime, offset, env, run)
+                seen = check_clock(offset, env, run)
                 print(f"\n=== clock matrix: {run.label} (process saw {seen}) ===", flush=True)
                 started = time.monotonic()
                 code = subprocess.call(
-                    [
-                        faketime,
-                        "-m",
-                        "-f",
-                        f"{offset:+d}",
+                    faked_command(
+                        offset,
                         sys.executable,
                         "-m",
                         "pytest",
@@ -164,7 +177,7 @@ def main(argv: list[str]) -> int:
                         "-p",
                         "no:cacheprovider",
                         *argv,
-                    ],
+                    ),
                     cwd=ROOT,
                     env=env,
                 )

@@ -248,6 +248,16 @@ class Browser:
         path.write_bytes(base64.b64decode(result["data"]))
 
 
+def browser_env() -> dict[str, str]:
+    """Chromium keeps the real clock when the tests run under libfaketime (the clock
+    matrix): a wall screen is another machine with a clock of its own, which the page
+    must cope with (it corrects by the server's time in every push). Faked, Chromium's
+    timers stall under libfaketime and nothing would render at all."""
+    return {
+        k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("FAKETIME")
+    }
+
+
 @contextlib.asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
     binary = chromium_binary()
@@ -257,6 +267,7 @@ async def chromium() -> AsyncIterator[Browser]:
     ) as profile:
         proc = subprocess.Popen(
             [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            env=browser_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: we stop exactly what we started
