@@ -16,6 +16,7 @@ the wallboard's test documents.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +74,24 @@ DENOMINATOR_GAUGES = {
     "csat_ratio": Gauge("vocflow_csat_answers", "Survey answers with a CSAT score.", LABELS),
 }
 REFRESHED = Gauge("vocflow_kpi_refreshed_timestamp_seconds", "When KPIs were last computed.")
+AGE = Gauge(
+    "vocflow_kpi_age_seconds",
+    "Seconds since KPIs were last computed (since this process started, before the first "
+    "round), measured on this process's own clock when scraped.",
+)
+# Why an age and not only the timestamp: `time() - timestamp` in a rule mixes
+# Prometheus's clock with ours, and a skew between the two hosts reads as staleness
+# (or hides it). The age needs only our clock.
+_clock_started = time.time()
+_last_refresh: float = 0.0  # epoch seconds of the last published round; 0 = none yet
+
+
+def kpi_age_seconds(now: float) -> float:
+    """Seconds from the last published round (or this process's start) to ``now``."""
+    return now - (_last_refresh or _clock_started)
+
+
+AGE.set_function(lambda: kpi_age_seconds(time.time()))
 
 FIRST_RESPONSE_SLA_MS = 4 * 3600 * 1000
 RESOLUTION_SLA_MS = 24 * 3600 * 1000
@@ -282,7 +301,9 @@ def publish_gauges(doc: dict[str, Any]) -> None:
         for stale in _published.get(gauge, set()) - series.keys():
             gauge.remove(*stale)
         _published[gauge] = set(series)
-    REFRESHED.set(datetime.fromisoformat(doc["generated_at"]).timestamp())
+    global _last_refresh
+    _last_refresh = datetime.fromisoformat(doc["generated_at"]).timestamp()
+    REFRESHED.set(_last_refresh)
 
 
 # Label values each gauge was last published with (to remove what went away).

@@ -10,7 +10,8 @@ boundaries (a sink restart) and some fact versions twice (a worker re-emit).
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -280,3 +281,18 @@ def test_gauges_are_replaced_without_a_gap() -> None:
     assert series() == {"q1": 10.0, "q2": 20.0}
     kpi_service.publish_gauges(doc({"q1": 11.0, "q2": None, "q3": 5.0}))
     assert series() == {"q1": 11.0, "q3": 5.0}
+
+
+def test_the_kpi_age_counts_on_our_own_clock_from_the_last_round() -> None:
+    """VocflowKpiStale compares this age, not Prometheus's time() with our timestamp:
+    a skew between the two hosts' clocks must not read as stale KPIs."""
+    doc = {"generated_at": "2026-11-23T08:00:00+00:00", "intervals": {}, "now": {}, "agents": {}}
+    kpi_service.publish_gauges(doc)
+    at = datetime(2026, 11, 23, 8, 0, tzinfo=UTC).timestamp()
+    assert kpi_service.kpi_age_seconds(at + 42.5) == 42.5
+    assert kpi_service.REFRESHED.collect()[0].samples[0].value == at
+    before = time.time()
+    age = kpi_service.AGE.collect()[0].samples[0]  # what a scrape reads, computed now
+    after = time.time()
+    assert age.name == "vocflow_kpi_age_seconds"
+    assert before - at <= age.value <= after - at
