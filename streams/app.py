@@ -427,7 +427,9 @@ def _register_services(app: VocflowApp, settings: Settings, topics: T.Topics) ->
                     return
                 departments = set(app.rules.current.departments)
                 try:
-                    await self.on_store(backlog.update_gauges, sink.store, departments)
+                    await self.on_store(
+                        backlog.update_gauges, sink.store, departments, datetime.now(UTC)
+                    )
                 except Exception as exc:  # advisory: log and retry next round
                     log.warning("backlog poll failed: %s", str(exc).splitlines()[0][:200])
 
