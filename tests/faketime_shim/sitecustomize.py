@@ -1,4 +1,4 @@
-"""Loaded only by Python processes the clock matrix runs under libfaketime.
+"""Loaded only by Python processes the tests run under libfaketime (clock matrix, demo).
 
 Debian's libfaketime 0.9.10 breaks one of two things, whichever way it is set:
 with the monotonic clock faked, every timed wait on a lock or condition

@@ -37,7 +37,7 @@ BYS = (("all", None), ("queue", "queue"), ("channel", "channel"))
 
 
 def sim_config() -> SimConfig:
-    """A simulated busy morning (09:00-11:00) stamped to end five minutes before now.
+    """A simulated busy morning (09:00-10:15) stamped to end five minutes before now.
 
     Stamped, not simulated at the wall-clock hour, so that the load is the same at
     any hour the suite runs. The rolling 60 minutes always hold most of it; '15m' and
@@ -48,11 +48,11 @@ def sim_config() -> SimConfig:
         seed=42,
         start_date=date(2026, 11, 23),
         start_hour=9.0,
-        duration_hours=2.0,
-        contacts_per_day=20_000,
+        duration_hours=1.25,
+        contacts_per_day=12_000,
         customers=3_000,
     )
-    return morning.starting_at(datetime.now(UTC) - timedelta(hours=2, minutes=5))
+    return morning.starting_at(datetime.now(UTC) - timedelta(hours=1, minutes=20))
 
 
 def metric_lines(url: str) -> dict[tuple[str, frozenset], float]:

@@ -17,7 +17,7 @@ from tests.integration.conftest import read_topic, running_worker, vocflow, wait
 from vocflow.schemas import RoutingEnvelope
 from vocflow.streams.config import DEFAULT_RULES_FILE
 
-pytestmark = [pytest.mark.integration, pytest.mark.clock]
+pytestmark = pytest.mark.integration
 
 NEW_RULE = """rules:
   - id: vip_care.gold_card

@@ -31,7 +31,7 @@ from vocflow.streams.routing import LastIssue, carries_voc_text
 from vocflow.streams.rules import load_rules
 from vocflow.streams.voc import analyse_and_route
 
-pytestmark = [pytest.mark.integration, pytest.mark.clock]
+pytestmark = pytest.mark.integration
 
 CONTACTS = 5_000
 CUSTOMERS = 400
