@@ -126,8 +126,8 @@ def run_demo(
             f"  metrics:   {settings.web_url}/metrics\n"
             f"  stats:     {settings.web_url}/api/stats\n"
             f"  log:       {settings.data_dir / 'logs' / 'worker.log'}\n"
-            f"simulated day from {day.start_hour:05.2f} h stamped from "
-            f"{day.start.isoformat(timespec='seconds')} ({settings.timezone}), "
+            f"simulated day from {int(day.start_hour):02d}:{round(day.start_hour % 1 * 60):02d} "
+            f"stamped from {day.start.isoformat(timespec='seconds')} ({settings.timezone}), "
             f"{speedup:g}x real time; this run's ids start with '{day.id_prefix}-'",
             flush=True,
         )
