@@ -19,11 +19,11 @@ prereqs:
 	@sh deploy/local/check-prereqs.sh
 
 # Real components the suite runs (promtool, Alertmanager, headless Chromium, libfaketime
-# for the clock matrix) and the bench's HTTP load tool come from Debian's packages;
-# installed when missing.
+# and gcc for its wait shim in the clock matrix) and the bench's HTTP load tool come
+# from Debian's packages; installed when missing.
 SYSTEM_TOOLS := promtool:prometheus amtool:prometheus-alertmanager \
 	prometheus-alertmanager:prometheus-alertmanager chromium:chromium wrk:wrk \
-	faketime:faketime
+	faketime:faketime gcc:gcc
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \

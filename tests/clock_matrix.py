@@ -9,32 +9,35 @@ the process clock moved by libfaketime to the instants below, in the KPI time zo
 Asia/Shanghai, and with the process time zone (``TZ``) set to UTC and to
 America/New_York, so nothing can lean on the machine's zone either.
 
-How the clock is moved: ``faketime -f <offset>`` with a *relative* offset (seconds),
-so that the target local time is reached on the most recent day it occurred and
-the clock keeps running from there (23:58 crosses midnight during the run, on
-purpose). An absolute ``@YYYY-MM-DD HH:MM:SS`` would be read in the process zone,
-which this runner varies. The monotonic clock stays real
+How the clock is moved: libfaketime (Debian package ``faketime``) preloaded with
+``FAKETIME=<offset>``, a *relative* offset in seconds, so that the target local
+time is reached on the most recent day it occurred and the clock keeps running
+from there (23:58 crosses midnight during the run, on purpose). An absolute
+``@YYYY-MM-DD HH:MM:SS`` would be read in the process zone, which this runner
+varies. The single-threaded build: with a constant offset it is correct for
+threaded programs, and the multi-threaded one serialises every clock read (Kafka
+clients ran 4x slower). The monotonic clock stays real
 (``FAKETIME_DONT_FAKE_MONOTONIC``; faked, every timed lock wait hangs under
-libfaketime 0.9.10), and ``tests/faketime_shim/sitecustomize.py`` works around the
-one call that then fails (``time.sleep``). Every child process
-(worker, CLI, Chromium) inherits the faked clock; Go programs (Prometheus,
-Alertmanager) read the kernel's clock directly and stay on real time, which the
-alert rules must therefore not compare with ours.
-
-``faketime -f`` preloads the single-threaded libfaketime: with a constant offset it
-is correct for threaded programs too, and the multi-threaded build (``-m``), which
-serialises every clock read, made Kafka clients 4x slower here.
+libfaketime 0.9.10), and ``tests/faketime_shim/waits.c``, preloaded first, passes
+the monotonic waits libfaketime still gets wrong straight to glibc. Every child
+process (worker, CLI) inherits the faked clock; Chromium is given the real one (a
+wall screen is another machine), and Go programs (Prometheus, Alertmanager) read
+the kernel's clock directly: nothing may compare their clocks with ours.
 
 One Kafka broker, on real time, serves every run (``VOCFLOW_TEST_BOOTSTRAP``): the
 records' timestamps are the producers' (faked) clocks; the broker's retention
 (7 days) is far longer than the <= 24 h offsets used here.
 
 Usage: ``python -m tests.clock_matrix [pytest args]``; exit status 0 only if every
-run passed. A missing ``faketime`` is a failure with the install line, never a skip.
+run passed. A missing libfaketime or gcc is a failure with the install line,
+never a skip.
 """
 
 from __future__ import annotations
 
+import functools
+import glob
+import hashlib
 import os
 import shutil
 import subprocess
@@ -99,53 +102,81 @@ def offset_seconds(local_time: str, now: datetime) -> int:
     return round((target - now).total_seconds())
 
 
-def faketime_binary() -> str:
-    found = shutil.which("faketime")
-    if not found:
-        raise RuntimeError(
-            "`faketime` not found: install the Debian package "
-            "(make system-deps, or as root: apt-get install faketime)"
+SHIM_SOURCE = Path(__file__).resolve().parent / "faketime_shim" / "waits.c"
+LIBFAKETIME = (
+    "/usr/lib/*/faketime/libfaketime.so.1",  # Debian/Ubuntu (package libfaketime)
+    "/usr/lib/faketime/libfaketime.so.1",
+    "/usr/local/lib/faketime/libfaketime.so.1",
+)
+
+
+def libfaketime() -> str:
+    for pattern in LIBFAKETIME:
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[0]
+    raise RuntimeError(
+        "libfaketime not found: install the Debian package faketime "
+        "(make system-deps, or as root: apt-get install faketime)"
+    )
+
+
+@functools.cache
+def preload() -> str:
+    """``LD_PRELOAD`` for a faked process: the wait shim, then libfaketime.
+
+    The shim (tests/faketime_shim/waits.c) is compiled once per source version into
+    the cache directory; it must come first so that its waits win."""
+    lib = libfaketime()
+    source = SHIM_SOURCE.read_bytes()
+    cache = Path(os.environ.get("VOCFLOW_CACHE_DIR") or Path.home() / ".cache" / "vocflow")
+    shim = cache / "faketime" / f"waits-{hashlib.sha256(source).hexdigest()[:12]}.so"
+    if not shim.exists():
+        gcc = shutil.which("gcc")
+        if gcc is None:
+            raise RuntimeError("gcc not found: install the Debian package gcc")
+        shim.parent.mkdir(parents=True, exist_ok=True)
+        partial = shim.with_name(f"{shim.name}.{os.getpid()}.tmp")
+        built = subprocess.run(
+            [gcc, "-shared", "-fPIC", "-O2", "-o", str(partial), str(SHIM_SOURCE), "-ldl"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
-    return found
+        if built.returncode != 0:
+            raise RuntimeError(f"compiling {SHIM_SOURCE.name} failed: {built.stderr.strip()}")
+        partial.replace(shim)
+    return f"{shim}:{lib}"
 
 
-SHIM = Path(__file__).resolve().parent / "faketime_shim"
-
-
-def faked(env: dict[str, str], process_tz: str) -> dict[str, str]:
-    """``env`` for a process run by ``faked_command``: its zone, real monotonic clock,
-    and the ``time.sleep`` shim first on the Python path."""
-    path = os.pathsep.join(p for p in (str(SHIM), env.get("PYTHONPATH", "")) if p)
+def faked(env: dict[str, str], process_tz: str, offset: int) -> dict[str, str]:
+    """``env`` for a process (and its children) whose wall clock is moved by ``offset``
+    seconds and keeps running, in zone ``process_tz``, with a real monotonic clock."""
     return {
         **env,
         "TZ": process_tz,
+        "LD_PRELOAD": preload(),
+        "FAKETIME": f"{offset:+d}",
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-        "PYTHONPATH": path,
     }
-
-
-def faked_command(offset: int, *command: str) -> list[str]:
-    """``command`` with its clock (and its children's) moved by ``offset`` seconds."""
-    return [faketime_binary(), "-f", f"{offset:+d}", *command]
 
 
 def faked_env(offset: int, process_tz: str, bootstrap: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOCFLOW_")}
-    return faked({**env, "VOCFLOW_TEST_BOOTSTRAP": bootstrap}, process_tz)
+    return faked({**env, "VOCFLOW_TEST_BOOTSTRAP": bootstrap}, process_tz, offset)
 
 
-def check_clock(offset: int, env: dict[str, str], run: Run) -> str:
+def check_clock(env: dict[str, str], run: Run) -> str:
     """The faked clock really is where we asked (else the run would prove nothing)."""
     probe = subprocess.run(
-        faked_command(
-            offset,
+        [
             sys.executable,
             "-c",
             "import time; from datetime import datetime; from zoneinfo import ZoneInfo; "
-            "time.sleep(0.01); "  # the shim is in place (else EINVAL)
+            "time.sleep(0.01); "  # the wait shim is in place (else EINVAL)
             "print(datetime.now(ZoneInfo('Asia/Shanghai')).isoformat(timespec='seconds'), "
             "time.strftime('%Z'))",
-        ),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -154,7 +185,7 @@ def check_clock(offset: int, env: dict[str, str], run: Run) -> str:
     )
     shown = probe.stdout.strip()
     if probe.returncode != 0 or not shown:
-        raise SystemExit(f"clock matrix: faketime did not run python: {probe.stderr.strip()}")
+        raise SystemExit(f"clock matrix: python under libfaketime failed: {probe.stderr.strip()}")
     local = datetime.fromisoformat(shown.split()[0])
     want = [int(p) for p in run.local_time.split(":")] + [0]
     got_s = local.hour * 3600 + local.minute * 60 + local.second
@@ -166,7 +197,7 @@ def check_clock(offset: int, env: dict[str, str], run: Run) -> str:
 
 def main(argv: list[str]) -> int:
     try:
-        faketime_binary()  # fail before starting anything
+        preload()  # fail before starting anything
     except RuntimeError as exc:
         print(f"clock matrix: {exc}", file=sys.stderr)
         return 2
@@ -182,12 +213,11 @@ def main(argv: list[str]) -> int:
             for run in RUNS:
                 offset = offset_seconds(run.local_time, datetime.now(UTC))
                 env = faked_env(offset, run.process_tz, bootstrap)
-                seen = check_clock(offset, env, run)
+                seen = check_clock(env, run)
                 print(f"\n=== clock matrix: {run.label} (process saw {seen}) ===", flush=True)
                 started = time.monotonic()
                 code = subprocess.call(
-                    faked_command(
-                        offset,
+                    [
                         sys.executable,
                         "-m",
                         "pytest",
@@ -197,7 +227,7 @@ def main(argv: list[str]) -> int:
                         "-p",
                         "no:cacheprovider",
                         *argv,
-                    ),
+                    ],
                     cwd=ROOT,
                     env=env,
                 )

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.clock_matrix import faked, faked_command, offset_seconds
+from tests.clock_matrix import faked, offset_seconds
 from tests.e2e.wallboard_helpers import OUTPUT, chromium, chromium_binary
 from tests.integration.conftest import get_json, vocflow, wait_for, worker_env
 
@@ -73,12 +73,12 @@ def test_the_demo_at_half_past_midnight_shows_live_kpis(
     chromium_binary()
     SHOT.unlink(missing_ok=True)  # a screenshot from an earlier run proves nothing
     prefix = f"demo{uuid.uuid4().hex[:8]}."
-    env = faked(worker_env(kafka_bootstrap, prefix, tmp_path / "data"), "UTC")
-    url = f"http://127.0.0.1:{env['VOCFLOW_WEB_PORT']}"
     offset = offset_seconds("00:30", datetime.now(UTC))
+    env = faked(worker_env(kafka_bootstrap, prefix, tmp_path / "data"), "UTC", offset)
+    url = f"http://127.0.0.1:{env['VOCFLOW_WEB_PORT']}"
     command = [sys.executable, "-m", "vocflow.streams.cli", "demo", "--duration", "60"]
     proc = subprocess.Popen(
-        faked_command(offset, *command),
+        command,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
