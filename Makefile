@@ -56,7 +56,7 @@ demo: setup
 test: setup
 	$(BIN)/ruff check streams schemas sinks tests
 	$(BIN)/vocflow schemas --check
-	$(BIN)/pytest -m "not (clock and integration)" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not clock" $(PYTEST_ARGS)
 	$(BIN)/python -m tests.clock_matrix
 
 # The clock-sensitive tests again at 00:03, 07:59:50 and 23:58 Asia/Shanghai (libfaketime),
