@@ -187,10 +187,16 @@ def summary(
     backlog = max(0, seen - produced)
     lines = [
         f"demo summary: produced={produced} ({valid_sent} valid + {broken_sent} deliberately "
-        f"broken) processed={seen} valid={ok} dlq={dlq} routed={rows.get('routing_log', 0)}",
+        f"broken) processed={seen} valid={ok} dlq={dlq} "
+        f"routing_log rows (all runs)={rows.get('routing_log', 0)}",
         f"  produced = valid + dead-lettered: {produced} "
         f"{'=' if ok + dlq == produced else '!='} {ok} + {dlq}"
-        + (f" (the worker also drained {backlog} events left by earlier runs)" if backlog else ""),
+        + (
+            f" (the worker also processed {backlog} records of earlier runs: a backlog, or "
+            "redelivered after the last shutdown; at-least-once, duplicates collapse by id)"
+            if backlog
+            else ""
+        ),
         f"  ClickHouse holds {stored} of this run's {valid_sent} valid events (distinct event ids)",
         "  nothing lost"
         if not lost

@@ -38,7 +38,7 @@ def test_a_full_run_says_nothing_was_lost() -> None:
     assert not lost
     assert lines == [
         "demo summary: produced=1012 (1000 valid + 12 deliberately broken) processed=1012 "
-        "valid=1000 dlq=12 routed=230",
+        "valid=1000 dlq=12 routing_log rows (all runs)=230",
         "  produced = valid + dead-lettered: 1012 = 1000 + 12",
         "  ClickHouse holds 1000 of this run's 1000 valid events (distinct event ids)",
         "  nothing lost",
@@ -58,5 +58,6 @@ def test_an_earlier_runs_backlog_is_named_not_mixed_in() -> None:
     assert not lost
     assert lines[1] == (
         "  produced = valid + dead-lettered: 100 != 150 + 0 "
-        "(the worker also drained 50 events left by earlier runs)"
+        "(the worker also processed 50 records of earlier runs: a backlog, or redelivered "
+        "after the last shutdown; at-least-once, duplicates collapse by id)"
     )
