@@ -711,13 +711,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="broker + worker + a simulated day of live traffic, then a summary",
-        description="Start the local broker (unless VOCFLOW_KAFKA_BOOTSTRAP is set), a worker, "
-        "and the contact-center simulator: a working day from 08:00 with an outage burst in "
-        "杭州 half an hour in, stamped from now in the KPI time zone (so the wallboard's 15m, "
-        "60m and today figures fill within seconds at any hour) and replayed --speedup times "
-        "faster than real time. Prints the wallboard, KPI and metrics URLs; stops after "
-        "--duration seconds or Ctrl-C and says whether anything was lost (produced = valid "
-        "+ dead-lettered; this run's valid events found in ClickHouse by distinct id).",
+        description="Start the local broker (unless VOCFLOW_KAFKA_BOOTSTRAP is set), a worker, and "
+        "the contact-center simulator: a working day from 08:00 with an outage burst in "
+        "杭州 half an hour in, stamped from now in the KPI time zone (so the wallboard's "
+        "15m, 60m and today figures fill within the first minute at any hour) and "
+        "replayed --speedup times faster than real time. Prints the wallboard, KPI and "
+        "metrics URLs; stops after --duration seconds or Ctrl-C and says whether "
+        "anything was lost (produced = valid + dead-lettered; this run's valid events "
+        "found in ClickHouse by distinct id).",
     )
     p.add_argument(
         "--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)"

@@ -5,7 +5,7 @@ reads its numbers over the worker's HTTP API like any other client.
 
 The simulated day is stamped from *now* in the KPI time zone (``SimConfig.starting_at``):
 whatever the hour, its first event is "now", so the wallboard's 15-minute, 60-minute
-and today figures fill within seconds. Each run has ids of its own (``id_prefix`` from
+and today figures fill within the first minute. Each run has ids of its own (``id_prefix`` from
 its start), so the summary can say exactly which of *this* run's events reached
 ClickHouse, whatever earlier runs left in the same data directory.
 """
