@@ -1,10 +1,8 @@
 """Published event schemas (pydantic v2). JSON Schema copies live in `json/`."""
 
-from vocflow.schemas.agent import AgentEvent, AgentState
 from vocflow.schemas.common import SCHEMA_VERSION
-from vocflow.schemas.contact import REQUIRED_PAYLOAD, Channel, ContactEvent, EventType, Payload
-from vocflow.schemas.deadletter import DeadLetter, FieldError, Reason, SourceRef
-from vocflow.schemas.enriched import (
+from vocflow.schemas.derived.deadletter import DeadLetter, FieldError, Reason, SourceRef
+from vocflow.schemas.derived.enriched import (
     CustomerProfile,
     EnrichedContact,
     Tags,
@@ -13,9 +11,17 @@ from vocflow.schemas.enriched import (
     Tier,
     Urgency,
 )
-from vocflow.schemas.resolution import Outcome, Resolution
-from vocflow.schemas.routing import RoutingEnvelope
-from vocflow.schemas.shift import ShiftRecord
+from vocflow.schemas.derived.routing import RoutingEnvelope
+from vocflow.schemas.source.agent_event import AgentEvent, AgentState
+from vocflow.schemas.source.contact import (
+    REQUIRED_PAYLOAD,
+    Channel,
+    ContactEvent,
+    EventType,
+    Payload,
+)
+from vocflow.schemas.source.resolution import Outcome, Resolution
+from vocflow.schemas.source.shift import ShiftRecord
 
 __all__ = [
     "REQUIRED_PAYLOAD",

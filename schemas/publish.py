@@ -20,7 +20,7 @@ from vocflow.schemas import (
     RoutingEnvelope,
     ShiftRecord,
 )
-from vocflow.schemas.alert import VocAlert
+from vocflow.schemas.derived.alert import VocAlert
 
 PUBLISHED: dict[str, type[BaseModel]] = {
     "contact_event": ContactEvent,

@@ -50,7 +50,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from tests.conftest import ROOT, free_port
-from vocflow.streams.broker import LocalBroker
+from vocflow.streams.tools.broker import LocalBroker
 
 KPI_TZ = ZoneInfo("Asia/Shanghai")
 

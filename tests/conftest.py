@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from vocflow.sinks.clickhouse import ClickHouseStore
-from vocflow.streams.broker import LocalBroker
+from vocflow.sinks.clickhouse.store import ClickHouseStore
+from vocflow.streams.tools.broker import LocalBroker
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -33,7 +33,7 @@ from vocflow.streams.kpi.models import ContactFact
 
 MINUTE_MS = 60_000
 
-# Column order of the counters in `kpi_minutes` (sinks/ddl/005_kpi_minutes.sql).
+# Column order of the counters in `kpi_minutes` (sinks/clickhouse/ddl/005_kpi_minutes.sql).
 COUNTERS: tuple[str, ...] = (
     "contacts",  # arrival: volume, complaint-rate denominator
     "complaints",  # arrival: routed to a complaints department

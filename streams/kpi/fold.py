@@ -43,7 +43,7 @@ from __future__ import annotations
 from dataclasses import fields
 from operator import attrgetter
 
-from vocflow.schemas.contact import ContactEvent, EventType
+from vocflow.schemas.source.contact import ContactEvent, EventType
 from vocflow.streams.kpi.models import (
     DEFAULT_FOLD_CONFIG,
     EPOCH,

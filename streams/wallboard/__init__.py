@@ -20,7 +20,7 @@ service-level target, plus hot topics and active alerts. Design choices, and why
   :func:`stream_payload`, :func:`sse_event`) so tests, and the browser test's
   stand-in server, exercise exactly what production serves.
 
-The lead wires it in ``streams/app.py``::
+The lead wires it in ``streams/worker/app.py``::
 
     register_wallboard(app, lambda: app.kpis, lambda: {"hot_topics": [], "alerts": []})
 """

@@ -11,10 +11,10 @@ import orjson
 import pytest
 from faust.types import TP
 
-from vocflow.streams.app import create_app
-from vocflow.streams.config import load_settings
-from vocflow.streams.eviction import partition_of
+from vocflow.streams.core.settings import load_settings
 from vocflow.streams.kpi.contributions import COUNTERS
+from vocflow.streams.worker.app import create_app
+from vocflow.streams.worker.eviction import partition_of
 
 pytestmark = pytest.mark.clock
 

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from vocflow.schemas import RoutingEnvelope
-from vocflow.streams.app import create_app
-from vocflow.streams.config import load_settings
+from vocflow.streams.core.settings import load_settings
+from vocflow.streams.worker.app import create_app
 
 pytestmark = pytest.mark.clock
 
@@ -46,7 +46,7 @@ def run_voc(values: list[bytes]) -> list[tuple[str, bytes | None, bytes]]:
         agent = app.agents["voc"]
         with (
             patch("faust.topics.Topic.send", new=fake_send),
-            patch("vocflow.streams.admin.ensure_topics"),
+            patch("vocflow.streams.core.admin.ensure_topics"),
         ):
             async with agent.test_context() as ctx:
                 for value in [*values, SENTINEL]:

@@ -40,9 +40,9 @@ from tests.unit.test_agent_kpis import (
     expected_team,
     shift_csv,
 )
-from vocflow.sinks.agent_kpis import KPIS
+from vocflow.sinks.kpi.agent_kpis import KPIS
 from vocflow.streams.kpi.intervals import bucket
-from vocflow.streams.publisher import Publisher
+from vocflow.streams.sources.publisher import Publisher
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
@@ -55,9 +55,9 @@ WRITE_INTERVALS = textwrap.dedent(
     """
     import sys
     from datetime import datetime
-    from vocflow.sinks import agent_kpis
-    from vocflow.sinks.clickhouse import ClickHouseStore
-    from vocflow.streams.config import load_settings
+    from vocflow.sinks.kpi import agent_kpis
+    from vocflow.sinks.clickhouse.store import ClickHouseStore
+    from vocflow.streams.core.settings import load_settings
     from vocflow.streams.kpi.intervals import today
     from vocflow.streams.kpi.models import to_ms
 

@@ -58,10 +58,10 @@ from tests.integration.test_notify_alertmanager import (
     _notify_routes,
     _stop,
 )
-from vocflow.sinks.lag import LagMonitor
-from vocflow.streams.config import load_settings
-from vocflow.streams.simulator.config import Outage, SimConfig, StaffingShortfall
-from vocflow.streams.simulator.publish import publish
+from vocflow.sinks.prometheus.lag import LagMonitor
+from vocflow.streams.core.settings import load_settings
+from vocflow.streams.tools.simulator.config import Outage, SimConfig, StaffingShortfall
+from vocflow.streams.tools.simulator.publish import publish
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
 

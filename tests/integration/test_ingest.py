@@ -26,9 +26,9 @@ from tests.integration.conftest import (
     wait_for,
     worker_env,
 )
-from vocflow.streams.broker import LocalBroker
-from vocflow.streams.ingest import signed_headers
-from vocflow.streams.publisher import EventValidationError, Publisher
+from vocflow.streams.sources.ingest import signed_headers
+from vocflow.streams.sources.publisher import EventValidationError, Publisher
+from vocflow.streams.tools.broker import LocalBroker
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,8 @@ from jsonschema import Draft202012Validator
 
 from tests.integration.conftest import get_json, running_worker, vocflow, wait_for, worker_env
 from vocflow.schemas.publish import JSON_DIR
-from vocflow.streams.bench import java_tool
-from vocflow.streams.traffic import generate
+from vocflow.streams.tools.bench import java_tool
+from vocflow.streams.tools.traffic import generate
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ import pytest
 from tests.integration.conftest import get_json, running_worker, vocflow, wait_for, worker_env
 from tests.unit.kpi import oracle
 from vocflow.schemas import ContactEvent
-from vocflow.streams.config import load_settings
-from vocflow.streams.simulator import SimConfig, simulate
-from vocflow.streams.simulator.publish import publish
+from vocflow.streams.core.settings import load_settings
+from vocflow.streams.tools.simulator import SimConfig, simulate
+from vocflow.streams.tools.simulator.publish import publish
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
 

@@ -23,7 +23,7 @@ from tests.integration.conftest import (
 )
 from vocflow.schemas import DeadLetter
 from vocflow.schemas.publish import JSON_DIR
-from vocflow.streams.traffic import EXPECTED_REASON, generate
+from vocflow.streams.tools.traffic import EXPECTED_REASON, generate
 
 pytestmark = pytest.mark.integration
 

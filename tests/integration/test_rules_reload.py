@@ -15,7 +15,7 @@ from kafka import KafkaProducer
 
 from tests.integration.conftest import read_topic, running_worker, vocflow, wait_for, worker_env
 from vocflow.schemas import RoutingEnvelope
-from vocflow.streams.config import DEFAULT_RULES_FILE
+from vocflow.streams.core.settings import DEFAULT_RULES_FILE
 
 pytestmark = pytest.mark.integration
 

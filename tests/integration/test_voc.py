@@ -26,10 +26,10 @@ from tests.integration.conftest import (
     worker_env,
 )
 from vocflow.schemas import ContactEvent, CustomerProfile, RoutingEnvelope
-from vocflow.streams.config import DEFAULT_RULES_FILE
-from vocflow.streams.routing import LastIssue, carries_voc_text
-from vocflow.streams.rules import load_rules
-from vocflow.streams.voc import analyse_and_route
+from vocflow.streams.core.settings import DEFAULT_RULES_FILE
+from vocflow.streams.stages.routing import LastIssue, carries_voc_text
+from vocflow.streams.stages.rules import load_rules
+from vocflow.streams.stages.voc import analyse_and_route
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from vocflow.schemas import AgentEvent, ContactEvent, ShiftRecord
-from vocflow.sinks import agent_kpis as A
-from vocflow.streams.config import Settings
+from vocflow.sinks.kpi import agent_kpis as A
+from vocflow.streams.core.settings import Settings
 from vocflow.streams.kpi.fold import fold_all
 from vocflow.streams.kpi.models import ContactFact, Interval, Kpi, Shift, to_ms
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from vocflow.sinks.backlog import backlog
-from vocflow.sinks.clickhouse import ClickHouseStore
-from vocflow.sinks.tables import ROUTING_LOG
+from vocflow.sinks.clickhouse.store import ClickHouseStore
+from vocflow.sinks.clickhouse.tables import ROUTING_LOG
+from vocflow.sinks.kpi.backlog import backlog
 
 pytestmark = pytest.mark.clock
 

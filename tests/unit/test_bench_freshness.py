@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from vocflow.streams.bench import (
+from vocflow.streams.tools.bench import (
     FRESHNESS_SERIES,
     Spread,
     first_visible,

@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from vocflow.schemas import ContactEvent, SourceRef
-from vocflow.sinks.clickhouse import ClickHouseStore, migrations
-from vocflow.sinks.tables import CONTACT_EVENTS, DEAD_LETTERS
-from vocflow.streams.normalize import normalize
+from vocflow.sinks.clickhouse.store import ClickHouseStore, migrations
+from vocflow.sinks.clickhouse.tables import CONTACT_EVENTS, DEAD_LETTERS
+from vocflow.streams.stages.normalize import normalize
 
 
 def event(n: int, **extra: object) -> bytes:
@@ -99,7 +99,7 @@ def test_undecodable_record_raises_value_error() -> None:
 
 
 def test_named_kpi_queries_are_printable_and_run(store: ClickHouseStore) -> None:
-    from vocflow.sinks import kpi_queries
+    from vocflow.sinks.kpi import queries as kpi_queries
     from vocflow.streams.cli import main
 
     codes: list[int] = []

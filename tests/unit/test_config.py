@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from vocflow.streams.config import ConfigError, fold_config, kpi_targets, load_settings
+from vocflow.streams.core.settings import ConfigError, fold_config, kpi_targets, load_settings
 
 
 def test_defaults() -> None:

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vocflow.streams.demo import demo_day, summary
-from vocflow.streams.simulator import scenario_windows, simulate
+from vocflow.streams.tools.demo import demo_day, summary
+from vocflow.streams.tools.simulator import scenario_windows, simulate
 
 pytestmark = pytest.mark.clock
 

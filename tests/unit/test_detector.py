@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vocflow.schemas.alert import VocAlert
-from vocflow.streams.detector import (
+from vocflow.schemas.derived.alert import VocAlert
+from vocflow.streams.detect.detector import (
     DetectorConfig,
     Observation,
     SurgeDetector,

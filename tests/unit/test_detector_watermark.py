@@ -14,10 +14,10 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import TopicPartition
 
-from vocflow.schemas.alert import VocAlert
-from vocflow.streams import detector_service
-from vocflow.streams.config import Settings
-from vocflow.streams.detector import Observation, PartitionWatermarks, SurgeDetector
+from vocflow.schemas.derived.alert import VocAlert
+from vocflow.streams.core.settings import Settings
+from vocflow.streams.detect.detector import Observation, PartitionWatermarks, SurgeDetector
+from vocflow.streams.worker import detector_service
 
 pytestmark = pytest.mark.clock
 

@@ -5,20 +5,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from vocflow.schemas import ContactEvent, CustomerProfile, Tier
-from vocflow.schemas.contact import EventType
-from vocflow.streams.config import DEFAULT_RULES_FILE
-from vocflow.streams.enrich import enrich
-from vocflow.streams.pseudonyms import pseudonym, safe_id
-from vocflow.streams.routing import (
+from vocflow.schemas.source.contact import EventType
+from vocflow.streams.core.settings import DEFAULT_RULES_FILE
+from vocflow.streams.privacy.pseudonyms import pseudonym, safe_id
+from vocflow.streams.stages.enrich import enrich
+from vocflow.streams.stages.routing import (
     LastIssue,
     carries_voc_text,
     previous_contact,
     repeat_key,
     route,
 )
-from vocflow.streams.rules import load_rules
-from vocflow.streams.tagging import tag
-from vocflow.streams.views import ProfileStore
+from vocflow.streams.stages.rules import load_rules
+from vocflow.streams.stages.tagging import tag
+from vocflow.streams.worker.views import ProfileStore
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 RULES = load_rules(DEFAULT_RULES_FILE)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vocflow.streams.evaluate import (
+from vocflow.streams.stages.rules import load_rules, parse_rules
+from vocflow.streams.tools.evaluate import (
     default_prepare,
     evaluate_file,
     format_report,
@@ -17,7 +18,6 @@ from vocflow.streams.evaluate import (
     score,
     sentiment_class,
 )
-from vocflow.streams.rules import load_rules, parse_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELLED = ROOT / "tests" / "data" / "voc_labelled.jsonl"

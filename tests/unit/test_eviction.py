@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from vocflow.streams.eviction import LAST_ACTIVITY, idle_facts, partition_of
+from vocflow.streams.worker.eviction import LAST_ACTIVITY, idle_facts, partition_of
 
 pytestmark = pytest.mark.clock
 

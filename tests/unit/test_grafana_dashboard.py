@@ -24,7 +24,8 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from tests.conftest import ROOT
-from vocflow.sinks import kpi_service, metrics
+from vocflow.sinks.kpi import service as kpi_service
+from vocflow.sinks.prometheus import metrics
 
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))

@@ -13,9 +13,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.errors import KafkaConnectionError
 
-from vocflow.streams.adapters import ADAPTERS
-from vocflow.streams.config import Settings
-from vocflow.streams.ingest import SERVICE, Source, create_app, signed_headers
+from vocflow.streams.core.settings import Settings
+from vocflow.streams.sources.adapters import ADAPTERS
+from vocflow.streams.sources.ingest import SERVICE, Source, create_app, signed_headers
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "channels"
 SECRET = "0123456789abcdef-secret"

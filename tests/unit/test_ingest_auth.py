@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vocflow.streams.ingest import (
+from vocflow.streams.sources.ingest import (
     SIGNATURE_HEADER,
     SOURCE_HEADER,
     TIMESTAMP_HEADER,

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from vocflow.schemas import ContactEvent, DeadLetter, SourceRef
-from vocflow.streams.normalize import MAX_DLQ_ORIGINAL_BYTES, normalize
-from vocflow.streams.traffic import EXPECTED_REASON, MALFORMED_KINDS, generate, malformed
+from vocflow.streams.stages.normalize import MAX_DLQ_ORIGINAL_BYTES, normalize
+from vocflow.streams.tools.traffic import EXPECTED_REASON, MALFORMED_KINDS, generate, malformed
 
 SRC = SourceRef(topic="contacts.raw", partition=3, offset=42, key="c-1")
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

@@ -19,7 +19,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from vocflow.streams.notify import (
+from vocflow.streams.notify.channels import plain_text
+from vocflow.streams.notify.service import (
     SERVICE,
     NotifyConfig,
     NotifyConfigError,
@@ -33,8 +34,7 @@ from vocflow.streams.notify import (
     parse_webhook,
     render,
 )
-from vocflow.streams.notify import _Lang as Lang
-from vocflow.streams.notify_channels import plain_text
+from vocflow.streams.notify.service import _Lang as Lang
 
 pytestmark = pytest.mark.clock
 

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from vocflow.streams.notify import render
-from vocflow.streams.notify_channels import (
+from vocflow.streams.notify.channels import (
     MAX_TEXT,
     Block,
     Line,
@@ -24,6 +23,7 @@ from vocflow.streams.notify_channels import (
     markdown,
     webhook_sign,
 )
+from vocflow.streams.notify.service import render
 
 SECRET = "SEC0123456789abcdef"
 NOW = 1731307500.0  # 2024-11-11 06:45:00 UTC = 14:45 Beijing time

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vocflow.streams.pii import is_valid_id_number, luhn_valid, mask_pii
+from vocflow.streams.privacy.pii import is_valid_id_number, luhn_valid, mask_pii
 
 VALID_ID = "11010519491231002X"  # GB 11643 checksum valid (X check digit)
 VALID_ID_DIGIT = "440304199001011233"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vocflow.streams.pii import mask_pii
+from vocflow.streams.privacy.pii import mask_pii
 
 
 @pytest.mark.parametrize(

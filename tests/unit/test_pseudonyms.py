@@ -13,10 +13,10 @@ import pytest
 from pydantic import SecretStr
 
 from vocflow.schemas import ContactEvent, SourceRef
-from vocflow.streams import pseudonyms
-from vocflow.streams.config import Settings
-from vocflow.streams.normalize import normalize
-from vocflow.streams.pseudonyms import pseudonym, safe_id
+from vocflow.streams.core.settings import Settings
+from vocflow.streams.privacy import pseudonyms
+from vocflow.streams.privacy.pseudonyms import pseudonym, safe_id
+from vocflow.streams.stages.normalize import normalize
 
 SOURCE = SourceRef(topic="contacts.raw", partition=0, offset=7)
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from vocflow.schemas import ContactEvent
-from vocflow.streams import publisher as P
+from vocflow.streams.sources import publisher as P
 
 
 class FakeFuture:

@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from vocflow.schemas import ContactEvent
-from vocflow.streams.publisher import validate_event
-from vocflow.streams.replay import (
+from vocflow.streams.sources.publisher import validate_event
+from vocflow.streams.sources.replay import (
     HEADER_KEY,
     HEADER_LINE,
     Checkpoint,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from vocflow.schemas.contact import ContactEvent
-from vocflow.schemas.enriched import CustomerProfile, EnrichedContact, TextAnalysis
-from vocflow.streams.rules import RulesError, load_rules, parse_rules
-from vocflow.streams.tagging import matching_rules, tag
+from vocflow.schemas.derived.enriched import CustomerProfile, EnrichedContact, TextAnalysis
+from vocflow.schemas.source.contact import ContactEvent
+from vocflow.streams.stages.rules import RulesError, load_rules, parse_rules
+from vocflow.streams.stages.tagging import matching_rules, tag
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

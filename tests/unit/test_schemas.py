@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from vocflow.schemas import AgentEvent, ContactEvent, DeadLetter, Resolution
-from vocflow.schemas.enriched import CustomerProfile, Tags
+from vocflow.schemas.derived.enriched import CustomerProfile, Tags
 from vocflow.schemas.publish import JSON_DIR, render_all
 
 BASE = {

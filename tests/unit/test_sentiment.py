@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vocflow.streams.sentiment import rule_score, sentiment_score
-from vocflow.streams.sentiment_eval import CONTACT_CHECKS, evaluate_contact_checks
-from vocflow.streams.textanalysis import tokenize
+from vocflow.streams.stages.sentiment import rule_score, sentiment_score
+from vocflow.streams.stages.textanalysis import tokenize
+from vocflow.streams.tools.sentiment_eval import CONTACT_CHECKS, evaluate_contact_checks
 
 
 def s(text: str) -> float:

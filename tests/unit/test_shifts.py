@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from vocflow.schemas import ShiftRecord
-from vocflow.sinks.tables import AGENT_SHIFTS
+from vocflow.sinks.clickhouse.tables import AGENT_SHIFTS
 from vocflow.streams.cli import main
-from vocflow.streams.shifts import ShiftFileError, read_shifts, shift_key
+from vocflow.streams.sources.shifts import ShiftFileError, read_shifts, shift_key
 
 pytestmark = pytest.mark.clock
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from vocflow.schemas.contact import ContactEvent
-from vocflow.schemas.enriched import CustomerProfile, EnrichedContact, Tags, TextAnalysis
-from vocflow.streams.rules import RuleSet, load_rules
-from vocflow.streams.tagging import matching_rules, tag
+from vocflow.schemas.derived.enriched import CustomerProfile, EnrichedContact, Tags, TextAnalysis
+from vocflow.schemas.source.contact import ContactEvent
+from vocflow.streams.stages.rules import RuleSet, load_rules
+from vocflow.streams.stages.tagging import matching_rules, tag
 
 DEFAULT_RULES = Path(__file__).resolve().parents[2] / "streams" / "data" / "default_rules.yaml"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

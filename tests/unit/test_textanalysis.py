@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vocflow.streams.textanalysis import (
+from vocflow.streams.stages.textanalysis import (
     MAX_KEYWORDS,
     analyze_text,
     detect_language,

@@ -3,9 +3,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vocflow.streams import topics as T
-from vocflow.streams.broker import DEPLOY_DIR, KAFKA_VERSION, LocalBroker
-from vocflow.streams.config import load_settings
+from vocflow.streams.core import topics as T
+from vocflow.streams.core.settings import load_settings
+from vocflow.streams.tools.broker import DEPLOY_DIR, KAFKA_VERSION, LocalBroker
 
 
 def test_topic_names_take_the_prefix() -> None:

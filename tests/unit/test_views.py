@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from vocflow.schemas import CustomerProfile
-from vocflow.sinks import metrics
-from vocflow.streams.config import DEFAULT_RULES_FILE
-from vocflow.streams.rules import load_rules
-from vocflow.streams.views import ProfileStore, RulesHolder
+from vocflow.sinks.prometheus import metrics
+from vocflow.streams.core.settings import DEFAULT_RULES_FILE
+from vocflow.streams.stages.rules import load_rules
+from vocflow.streams.worker.views import ProfileStore, RulesHolder
 
 NEW_RULES = DEFAULT_RULES_FILE.read_text(encoding="utf-8").replace(
     'version: "2026.11-1"', 'version: "test-2"'

@@ -21,10 +21,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.unit.kpi import gen
-from vocflow.schemas.alert import VocAlert
-from vocflow.sinks import kpi_service
-from vocflow.streams.config import Settings
-from vocflow.streams.detector import HotTopic
+from vocflow.schemas.derived.alert import VocAlert
+from vocflow.sinks.kpi import service as kpi_service
+from vocflow.streams.core.settings import Settings
+from vocflow.streams.detect.detector import HotTopic
 from vocflow.streams.kpi.fold import fold
 from vocflow.streams.kpi.models import FoldConfig
 from vocflow.streams.wallboard import (

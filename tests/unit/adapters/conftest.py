@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vocflow.schemas import ContactEvent
-from vocflow.streams import pseudonyms
+from vocflow.streams.privacy import pseudonyms
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "channels"
 

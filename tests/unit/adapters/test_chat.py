@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from tests.unit.adapters.conftest import expected_event_id, load, summary, validated
-from vocflow.streams.adapters import AdapterError, AdapterReason, parse_chat
+from vocflow.streams.sources.adapters import AdapterError, AdapterReason, parse_chat
 
 
 def test_answered_session() -> None:

@@ -6,15 +6,15 @@ import pytest
 
 from tests.unit.adapters.conftest import tel
 from vocflow.schemas import Reason
-from vocflow.schemas.contact import MAX_TEXT_CHARS
-from vocflow.streams.adapters import ADAPTERS, AdapterError, AdapterReason
-from vocflow.streams.adapters.common import (
+from vocflow.schemas.source.contact import MAX_TEXT_CHARS
+from vocflow.streams.privacy.pseudonyms import pseudonym
+from vocflow.streams.sources.adapters import ADAPTERS, AdapterError, AdapterReason
+from vocflow.streams.sources.adapters.common import (
     check_size,
     clip_text,
     normalize_msisdn,
     parse_time,
 )
-from vocflow.streams.pseudonyms import pseudonym
 
 
 def test_registry_has_every_channel_format() -> None:

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from tests.unit.adapters.conftest import expected_event_id, load, summary, tel, validated
-from vocflow.streams.adapters import AdapterError, AdapterReason, parse_cti
+from vocflow.streams.sources.adapters import AdapterError, AdapterReason, parse_cti
 
 
 def test_full_call_lifecycle() -> None:

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from tests.unit.adapters.conftest import expected_event_id, load, summary, tel, validated
-from vocflow.streams.adapters import AdapterError, AdapterReason, parse_freeswitch
+from vocflow.streams.sources.adapters import AdapterError, AdapterReason, parse_freeswitch
 
 SESSION = "8f0e2c8a-1b7d-4a53-9a0c-3f4e5d6c7b81"
 MEMBER = "c5b3a1f2-6d4e-4f0a-b1c2-9e8d7f6a5b4c"

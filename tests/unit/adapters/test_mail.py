@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from tests.unit.adapters.conftest import expected_event_id, hmac_hex, load, validated
-from vocflow.streams.adapters import AdapterError, AdapterReason, parse_email
-from vocflow.streams.adapters.common import make_contact_id
-from vocflow.streams.adapters.mail import html_to_text, strip_quoted
+from vocflow.streams.sources.adapters import AdapterError, AdapterReason, parse_email
+from vocflow.streams.sources.adapters.common import make_contact_id
+from vocflow.streams.sources.adapters.mail import html_to_text, strip_quoted
 
 
 def test_gbk_base64_new_complaint() -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.unit.adapters.conftest import FIXTURES, validated
-from vocflow.streams.adapters import ADAPTERS, AdapterError
+from vocflow.streams.sources.adapters import ADAPTERS, AdapterError
 
 MUTANTS_PER_FIXTURE = 60
 _NASTY = [

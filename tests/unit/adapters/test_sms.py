@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from tests.unit.adapters.conftest import expected_event_id, load, summary, tel, validated
-from vocflow.streams.adapters import AdapterError, AdapterReason, parse_sms
+from vocflow.streams.sources.adapters import AdapterError, AdapterReason, parse_sms
 
 
 def test_inbound_batch() -> None:

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from tests.unit.adapters.conftest import expected_event_id, load, summary, validated
-from vocflow.streams.adapters import AdapterError, AdapterReason, parse_survey
+from vocflow.streams.sources.adapters import AdapterError, AdapterReason, parse_survey
 
 
 def test_answers() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.adapters.conftest import expected_event_id, load, validated
-from vocflow.streams.adapters import AdapterError, AdapterReason, parse_wechat
-from vocflow.streams.adapters.common import make_contact_id
+from vocflow.streams.sources.adapters import AdapterError, AdapterReason, parse_wechat
+from vocflow.streams.sources.adapters.common import make_contact_id
 
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
 ACCOUNT = "gh_3f9a2c1d7e5b"

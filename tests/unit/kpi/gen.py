@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from vocflow.schemas.agent import AgentEvent
-from vocflow.schemas.contact import ContactEvent
+from vocflow.schemas.source.agent_event import AgentEvent
+from vocflow.schemas.source.contact import ContactEvent
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY = datetime(2025, 3, 10, tzinfo=SHANGHAI)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from vocflow.schemas.contact import ContactEvent
+from vocflow.schemas.source.contact import ContactEvent
 from vocflow.streams.kpi.models import to_ms
 
 T0 = datetime(2025, 3, 10, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))

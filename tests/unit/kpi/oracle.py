@@ -16,8 +16,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from vocflow.schemas.agent import AgentEvent
-from vocflow.schemas.contact import ContactEvent
+from vocflow.schemas.source.agent_event import AgentEvent
+from vocflow.schemas.source.contact import ContactEvent
 
 Result = dict[str, tuple[Fraction | None, int, int]]  # group -> (value, numerator, denominator)
 

@@ -7,8 +7,8 @@ from fractions import Fraction
 
 from tests.unit.kpi import gen
 from tests.unit.kpi.helpers import T0, ms
-from vocflow.schemas.agent import AgentEvent
-from vocflow.streams.kpi.agents import (
+from vocflow.schemas.source.agent_event import AgentEvent
+from vocflow.streams.kpi.agent_kpis import (
     AgentTimeline,
     adherence,
     all_agent_times,

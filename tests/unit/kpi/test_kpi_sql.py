@@ -1,4 +1,4 @@
-"""The 1-minute aggregates and the named KPI queries (sinks/kpis.sql), on the real
+"""The 1-minute aggregates and the named KPI queries (sinks/kpi/kpis.sql), on the real
 embedded ClickHouse, equal the oracle-tested Python KPI functions exactly.
 
 A seeded, shuffled, duplicated stream is folded the way the worker does it
@@ -18,10 +18,11 @@ import orjson
 import pytest
 
 from tests.unit.kpi import gen
-from vocflow.sinks import kpi_queries, kpi_service
-from vocflow.sinks.clickhouse import ClickHouseStore
-from vocflow.sinks.tables import CONTACT_FACTS
-from vocflow.streams.config import Settings
+from vocflow.sinks.clickhouse.store import ClickHouseStore
+from vocflow.sinks.clickhouse.tables import CONTACT_FACTS
+from vocflow.sinks.kpi import queries as kpi_queries
+from vocflow.sinks.kpi import service as kpi_service
+from vocflow.streams.core.settings import Settings
 from vocflow.streams.kpi import kpis as K
 from vocflow.streams.kpi.contributions import COUNTERS, Targets, contributions, delta
 from vocflow.streams.kpi.fold import annotate, fold

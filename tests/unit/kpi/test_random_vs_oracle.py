@@ -11,7 +11,7 @@ import pytest
 
 from tests.unit.kpi import gen, oracle
 from vocflow.streams.kpi import kpis as K
-from vocflow.streams.kpi.agents import (
+from vocflow.streams.kpi.agent_kpis import (
     AgentTimeline,
     adherence,
     all_agent_times,

@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from vocflow.streams.simulator import (
+from vocflow.streams.tools.simulator import (
     Outage,
     PromotionSpike,
     SimConfig,

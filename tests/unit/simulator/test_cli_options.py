@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from vocflow.streams.cli import build_parser, main, simulate_config
-from vocflow.streams.simulator import scenario_windows, simulate
+from vocflow.streams.tools.simulator import scenario_windows, simulate
 
 pytestmark = pytest.mark.clock
 

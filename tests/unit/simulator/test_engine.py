@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from vocflow.schemas.agent import AgentEvent
-from vocflow.schemas.contact import ContactEvent
-from vocflow.schemas.enriched import CustomerProfile
-from vocflow.schemas.shift import ShiftRecord
-from vocflow.streams.shifts import shift_key
-from vocflow.streams.simulator import (
+from vocflow.schemas.derived.enriched import CustomerProfile
+from vocflow.schemas.source.agent_event import AgentEvent
+from vocflow.schemas.source.contact import ContactEvent
+from vocflow.schemas.source.shift import ShiftRecord
+from vocflow.streams.sources.shifts import shift_key
+from vocflow.streams.tools.simulator import (
     Outage,
     PromotionSpike,
     SimConfig,
@@ -76,7 +76,7 @@ def test_output_does_not_depend_on_the_process(tmp_path: Path) -> None:
     script = tmp_path / "digest.py"
     script.write_text(
         "import hashlib, orjson\n"
-        "from vocflow.streams.simulator import SimConfig, simulate\n"
+        "from vocflow.streams.tools.simulator import SimConfig, simulate\n"
         "cfg = SimConfig(seed=5, contacts_per_day=2000, customers=500, duration_hours=4,"
         " start_hour=9)\n"
         "h = hashlib.sha256()\n"

@@ -6,8 +6,8 @@ so "with minus without" is the scenario's effect.
 
 from __future__ import annotations
 
-from vocflow.streams.simulator import SimConfig, SimRecord, scenario_windows
-from vocflow.streams.simulator.config import ScenarioWindow
+from vocflow.streams.tools.simulator import SimConfig, SimRecord, scenario_windows
+from vocflow.streams.tools.simulator.config import ScenarioWindow
 
 
 def _window(config: SimConfig, kind: str) -> ScenarioWindow:

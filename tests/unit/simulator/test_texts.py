@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from vocflow.streams.simulator import SimRecord
-from vocflow.streams.simulator.texts import (
+from vocflow.streams.tools.simulator import SimRecord
+from vocflow.streams.tools.simulator.texts import (
     ESCALATIONS,
     ISSUES,
     OUTAGE_ISSUES,

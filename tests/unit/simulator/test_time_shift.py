@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vocflow.streams.simulator import (
+from vocflow.streams.tools.simulator import (
     Outage,
     SimConfig,
     SimRecord,

@@ -1,0 +1,154 @@
+"""ClickHouse access: one client from one URL, versioned DDL, idempotent batch inserts.
+
+`chdb:///path` is the embedded engine (only one process may open a path, so
+the process that owns it serves the data to others over HTTP);
+`http(s)://host:8123` is a server. The chdb backend is synchronous: callers
+on an event loop run these methods in a thread.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import threading
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+log = logging.getLogger(__name__)
+
+_DDL_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+class ClickHouseError(Exception):
+    """ClickHouse is unreachable, locked by another process, or refused a statement."""
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) for every DDL file, in version order."""
+    found = []
+    for entry in resources.files("vocflow.sinks.clickhouse").joinpath("ddl").iterdir():
+        match = _DDL_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+class ClickHouseStore:
+    """A client bound to one database; thread-safe for the sink's single writer thread."""
+
+    def __init__(self, dsn: str, database: str) -> None:
+        self.dsn = dsn
+        self.database = database
+        self._lock = threading.Lock()
+        try:
+            self._client: Client = clickhouse_connect.get_client(dsn=dsn)
+        except Exception as exc:
+            message = str(exc)
+            if _embedded_path_locked(dsn):
+                raise ClickHouseError(
+                    f"the embedded ClickHouse at {dsn} is open in another process (a running "
+                    "worker or `vocflow sink`); ask that process's HTTP API or stop it first"
+                ) from None
+            raise ClickHouseError(
+                f"cannot connect to ClickHouse at {dsn}: {message[:300]}"
+            ) from None
+
+    def migrate(self) -> list[str]:
+        """Apply DDL files not yet recorded; safe to run at every start-up and concurrently."""
+        db = self.database
+        with self._lock:
+            self._client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+            self._client.command(
+                f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+                "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
+                "ENGINE = ReplacingMergeTree ORDER BY version"
+            )
+            done = {
+                row[0]
+                for row in self._client.query(
+                    f"SELECT version FROM {db}.schema_migrations FINAL"
+                ).result_rows
+            }
+            applied = []
+            for version, name, sql in migrations():
+                if version in done:
+                    continue
+                for statement in _statements(sql.replace("{db}", db)):
+                    self._client.command(statement)
+                self._client.insert(
+                    "schema_migrations",
+                    [[version, name]],
+                    database=db,
+                    column_names=["version", "name"],
+                )
+                applied.append(name)
+        if applied:
+            log.info("applied ClickHouse DDL: %s", ", ".join(applied))
+        return applied
+
+    def insert(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], token: str
+    ) -> None:
+        """Insert one batch; a retry with the same `token` is dropped by ClickHouse."""
+        with self._lock:
+            self._client.insert(
+                table,
+                rows,
+                database=self.database,
+                column_names=list(columns),
+                settings={"insert_deduplication_token": token},
+            )
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._client.query(sql, parameters=parameters).result_rows)
+
+    def query_dicts(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict]:
+        with self._lock:
+            result = self._client.query(sql, parameters=parameters)
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.close()
+
+
+def _embedded_path_locked(dsn: str) -> bool:
+    """True when another process holds the embedded engine's lock on `<path>/status`.
+
+    chdb prints the lock error to stderr and raises a generic one, so ask the
+    lock itself (ClickHouse takes an exclusive flock on that file).
+    """
+    if not dsn.startswith("chdb://"):
+        return False
+    status = Path(dsn.removeprefix("chdb://").split("?", 1)[0]) / "status"
+    try:
+        fd = os.open(status, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a DDL file on ';' at line ends, dropping comment-only pieces."""
+    parts = []
+    for chunk in re.split(r";\s*(?:\n|$)", sql):
+        body = "\n".join(line for line in chunk.splitlines() if not line.strip().startswith("--"))
+        if body.strip():
+            parts.append(body.strip())
+    return parts

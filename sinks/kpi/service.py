@@ -1,0 +1,326 @@
+"""Live KPIs: every DOMAIN.md KPI from ClickHouse's named queries (sinks/kpi/kpis.sql),
+published as Prometheus gauges and as the `/api/kpis` document.
+
+Interval KPIs are sums over the 1-minute aggregates (`kpi_minutes`), so a
+refresh costs a few small GROUP BYs however many contacts the day had; the
+point-in-time gauges, repeat-based FCR and async SLA breaches read the facts
+that can still matter. Computing in ClickHouse (rather than from each worker's
+table partition) gives one consistent answer however many workers fold the
+facts: ratios cannot be summed across workers, their numerators and
+denominators can. The process that owns ClickHouse runs this every
+`VOCFLOW_KPI_REFRESH_SECONDS`. `facts_results` is the same computation in
+Python over facts: the reference the SQL is tested against, and the source of
+the wallboard's test documents.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import Gauge
+
+from vocflow.sinks.clickhouse.store import ClickHouseStore
+from vocflow.sinks.kpi import agent_kpis
+from vocflow.sinks.kpi import queries as kpi_queries
+from vocflow.streams.core.settings import Settings, kpi_targets
+from vocflow.streams.kpi import kpis as K
+from vocflow.streams.kpi.agent_kpis import AgentTimeline, all_agent_times, occupancy
+from vocflow.streams.kpi.models import HOUR_MS, ContactFact, Interval, Kpi, from_ms, to_ms
+
+log = logging.getLogger(__name__)
+
+LABELS = ["interval", "queue", "channel", "department"]
+
+GAUGES: dict[str, Gauge] = {
+    name: Gauge(f"vocflow_{name}", doc, LABELS)
+    for name, doc in {
+        "service_level_ratio": "Answered within T / (answered + abandoned after T).",
+        "asa_seconds": "Average speed of answer.",
+        "abandonment_ratio": "Abandoned / offered, short abandons excluded.",
+        "aht_seconds": "Average handling time (talk + hold + after-contact work).",
+        "transfer_ratio": "Transferred / handled contacts.",
+        "fcr_ratio": "1 - repeat-contact rate.",
+        "fcr_survey_ratio": "Resolved-first-time answers / survey answers.",
+        "repeat_contact_ratio": "Contacts followed by a repeat within the window.",
+        "csat_ratio": "Satisfied (4-5) / survey answers.",
+        "nps": "% promoters - % detractors.",
+        "complaint_ratio": "Contacts routed to complaints / contacts.",
+        "contacts": "Contact volume.",
+        "queue_depth": "Contacts waiting now.",
+        "oldest_waiting_seconds": "Wait of the longest-waiting contact now.",
+        "backlog": "Async contacts received and not yet resolved.",
+        "first_response_breach_ratio": "Async contacts past the first-response SLA.",
+        "resolution_breach_ratio": "Async contacts past the resolution SLA.",
+    }.items()
+}
+TEAM_GAUGES = {
+    "occupancy": Gauge(
+        "vocflow_occupancy_ratio", "Handling / (ready + handling).", ["interval", "team"]
+    ),
+    "utilization": Gauge(
+        "vocflow_utilization_ratio", "Handling / scheduled time.", ["interval", "team"]
+    ),
+    "adherence": Gauge(
+        "vocflow_adherence_ratio",
+        "Time in the scheduled state / scheduled time.",
+        ["interval", "team"],
+    ),
+}
+# Denominators an alert rule needs to tell a real drop from small-sample noise.
+DENOMINATOR_GAUGES = {
+    "csat_ratio": Gauge("vocflow_csat_answers", "Survey answers with a CSAT score.", LABELS),
+}
+REFRESHED = Gauge("vocflow_kpi_refreshed_timestamp_seconds", "When KPIs were last computed.")
+AGE = Gauge(
+    "vocflow_kpi_age_seconds",
+    "Seconds since KPIs were last computed (since this process started, before the first "
+    "round), measured on this process's own clock when scraped.",
+)
+# Why an age and not only the timestamp: `time() - timestamp` in a rule mixes
+# Prometheus's clock with ours, and a skew between the two hosts reads as staleness
+# (or hides it). The age needs only our clock.
+_clock_started = time.time()
+_last_refresh: float = 0.0  # epoch seconds of the last published round; 0 = none yet
+
+
+def kpi_age_seconds(now: float) -> float:
+    """Seconds from the last published round (or this process's start) to ``now``."""
+    return now - (_last_refresh or _clock_started)
+
+
+AGE.set_function(lambda: kpi_age_seconds(time.time()))
+
+FIRST_RESPONSE_SLA_MS = 4 * 3600 * 1000
+RESOLUTION_SLA_MS = 24 * 3600 * 1000
+
+
+# Named-query KPI -> name in /api/kpis and in the gauges (vocflow_<name>).
+API_NAMES = {
+    "volume": "contacts",
+    "service_level": "service_level_ratio",
+    "asa": "asa_seconds",
+    "abandonment_rate": "abandonment_ratio",
+    "aht": "aht_seconds",
+    "transfer_rate": "transfer_ratio",
+    "fcr": "fcr_ratio",
+    "fcr_survey": "fcr_survey_ratio",
+    "repeat_contact_rate": "repeat_contact_ratio",
+    "csat": "csat_ratio",
+    "nps": "nps",
+    "complaint_rate": "complaint_ratio",
+    "first_response_breach_rate": "first_response_breach_ratio",
+    "resolution_breach_rate": "resolution_breach_ratio",
+    "queue_depth": "queue_depth",
+    "oldest_waiting": "oldest_waiting_seconds",
+    "backlog": "backlog",
+}
+NOW_KPIS = ("queue_depth", "oldest_waiting", "backlog")
+INTERVAL_KPIS = tuple(k for k in API_NAMES if k not in NOW_KPIS)
+BYS = ("all", "queue", "channel", "department")
+
+
+def sql_results(
+    settings: Settings, store: ClickHouseStore, iv: Interval | None, at: datetime
+) -> kpi_queries.Result:
+    """The interval KPIs of ``iv`` (None: the point-in-time ones at ``at``)."""
+    if iv is None:
+        return _merge(
+            kpi_queries.run(store, "waiting", {"at": at, "stale_ms": K.DEFAULT_STALE_WAIT_MS}),
+            kpi_queries.run(store, "backlog", {"at": at}),
+        )
+    span = {"start": from_ms(iv.start_ms), "end": from_ms(iv.end_ms)}
+    window_ms = round(settings.repeat_window_hours * HOUR_MS)
+    return _merge(
+        kpi_queries.run(store, "interval", span),
+        kpi_queries.run(store, "fcr", {**span, "window_ms": window_ms}),
+        kpi_queries.run(
+            store,
+            "sla_breaches",
+            {**span, "at": at, "fr_sla_ms": FIRST_RESPONSE_SLA_MS, "res_sla_ms": RESOLUTION_SLA_MS},
+        ),
+    )
+
+
+def facts_results(
+    settings: Settings, facts: list[ContactFact], iv: Interval | None, at: datetime
+) -> kpi_queries.Result:
+    """`sql_results` computed in Python from folded facts (see the module doc)."""
+    targets = kpi_targets(settings)
+    at_ms = to_ms(at)
+    out: kpi_queries.Result = {}
+    for label in BYS:
+        by: K.GroupBy = None if label == "all" else label  # type: ignore[assignment]
+        if iv is None:
+            out[label] = {
+                "queue_depth": K.queue_depth(facts, at_ms, by),
+                "oldest_waiting": K.oldest_waiting(facts, at_ms, by),
+                "backlog": K.backlog(facts, at_ms, by),
+            }
+            continue
+        window = round(settings.repeat_window_hours * HOUR_MS)
+        by_threshold: dict[int, list[ContactFact]] = {}
+        for f in facts:
+            by_threshold.setdefault(targets.sl_threshold(f.first_queue), []).append(f)
+        out[label] = {
+            "volume": K.volume(facts, iv, by),
+            "service_level": _sum_groups(
+                K.service_level(own, iv, t / 1000, by) for t, own in by_threshold.items()
+            ),
+            "asa": K.asa(facts, iv, by),
+            "abandonment_rate": K.abandonment_rate(facts, iv, by),
+            "aht": K.aht(facts, iv, by),
+            "transfer_rate": K.transfer_rate(facts, iv, by),
+            "fcr": K.fcr(facts, iv, window, by),
+            "fcr_survey": K.fcr_survey(facts, iv, by),
+            "repeat_contact_rate": K.repeat_contact_rate(facts, iv, window, by),
+            "csat": K.csat(facts, iv, by),
+            "nps": K.nps(facts, iv, by),
+            "complaint_rate": K.complaint_rate(facts, iv, by),
+            "first_response_breach_rate": K.first_response_breaches(
+                facts, iv, at_ms, FIRST_RESPONSE_SLA_MS, by
+            ),
+            "resolution_breach_rate": K.resolution_breaches(
+                facts, iv, at_ms, RESOLUTION_SLA_MS, by
+            ),
+        }
+    return out
+
+
+def _sum_groups(parts: Iterable[dict[str, Kpi]]) -> dict[str, Kpi]:
+    out: dict[str, Kpi] = {}
+    for part in parts:
+        for group, k in part.items():
+            o = out.get(group)
+            out[group] = (
+                k
+                if o is None
+                else Kpi.of(
+                    k.name, k.unit, o.numerator + k.numerator, o.denominator + k.denominator
+                )
+            )
+    return out
+
+
+def _merge(*results: kpi_queries.Result) -> kpi_queries.Result:
+    out: kpi_queries.Result = {}
+    for result in results:
+        for by, kpis in result.items():
+            out.setdefault(by, {}).update(kpis)
+    return out
+
+
+def compute(
+    settings: Settings,
+    results: Callable[[Interval | None, datetime], kpi_queries.Result],
+    timelines: list[AgentTimeline],
+    now: datetime,
+) -> dict[str, Any]:
+    """The /api/kpis document: intervals x dimensions x KPIs, plus point-in-time gauges."""
+    at = to_ms(now)
+    doc: dict[str, Any] = {
+        "generated_at": now.isoformat(),
+        "timezone": settings.timezone,
+        "sl_threshold_seconds": settings.sl_threshold_seconds,
+        "intervals": {},
+        "now": {},
+        "agents": {},
+    }
+
+    def section(result: kpi_queries.Result, names: tuple[str, ...]) -> dict[str, Any]:
+        return {
+            by: {API_NAMES[n]: _one(result.get(by, {}).get(n, {})) for n in names} for by in BYS
+        }
+
+    for label, iv in agent_kpis.intervals(now, settings.timezone).items():
+        doc["intervals"][label] = {
+            "start": datetime.fromtimestamp(iv.start_ms / 1000, UTC).isoformat(),
+            "end": datetime.fromtimestamp(iv.end_ms / 1000, UTC).isoformat(),
+            "by": section(results(iv, now), INTERVAL_KPIS),
+        }
+        times = all_agent_times(timelines, [], iv, as_of=at)
+        doc["agents"][label] = {
+            "occupancy_by_team": _one(occupancy(times, "team")),
+            "occupancy": _one(occupancy(times, None)),
+        }
+    doc["now"] = section(results(None, now), NOW_KPIS)
+    return doc
+
+
+def _one(kpis: dict[str, Kpi]) -> dict[str, dict[str, Any]]:
+    return {group: _kpi_json(k) for group, k in kpis.items()}
+
+
+def _kpi_json(k: Kpi) -> dict[str, Any]:
+    value = None if k.value is None else float(k.value)
+    return {"value": value, "numerator": k.numerator, "denominator": k.denominator}
+
+
+def _as_json(by_name: dict[str, dict[str, Kpi]]) -> dict[str, dict[str, dict[str, Any]]]:
+    return {name: _one(groups) for name, groups in by_name.items()}
+
+
+def publish_gauges(doc: dict[str, Any]) -> None:
+    """Mirror the document into gauges; a group with no value this round is removed.
+
+    Series are set first and stale ones removed after, never cleared and
+    refilled: a scrape in between must not find a KPI missing (alert rules
+    would see it vanish and come back)."""
+    values: dict[Gauge, dict[tuple[str, ...], float]] = {
+        g: {} for g in [*GAUGES.values(), *TEAM_GAUGES.values(), *DENOMINATOR_GAUGES.values()]
+    }
+
+    def put(name: str, interval: str, by: str, groups: dict[str, Any]) -> None:
+        for group, kpi in groups.items():
+            if kpi["value"] is not None:
+                labels = {"interval": interval, "queue": "", "channel": "", "department": ""}
+                if by != "all":
+                    labels[by] = group
+                key = tuple(labels[n] for n in LABELS)
+                values[GAUGES[name]][key] = kpi["value"]
+                if name in DENOMINATOR_GAUGES:
+                    values[DENOMINATOR_GAUGES[name]][key] = kpi["denominator"]
+
+    for interval, body in doc["intervals"].items():
+        for by, names in body["by"].items():
+            for name, groups in names.items():
+                put(name, interval, by, groups)
+    for by, names in doc["now"].items():
+        for name, groups in names.items():
+            put(name, "now", by, groups)
+    for interval, body in doc["agents"].items():
+        for name, gauge in TEAM_GAUGES.items():
+            for team, kpi in body.get(f"{name}_by_team", {}).items():
+                if kpi["value"] is not None:
+                    values[gauge][(interval, team)] = kpi["value"]
+    for gauge, series in values.items():
+        for label_values, value in series.items():
+            gauge.labels(*label_values).set(value)
+        for stale in _published.get(gauge, set()) - series.keys():
+            gauge.remove(*stale)
+        _published[gauge] = set(series)
+    global _last_refresh
+    _last_refresh = datetime.fromisoformat(doc["generated_at"]).timestamp()
+    REFRESHED.set(_last_refresh)
+
+
+# Label values each gauge was last published with (to remove what went away).
+_published: dict[Gauge, set[tuple[str, ...]]] = {}
+
+
+def refresh(
+    settings: Settings,
+    store: ClickHouseStore,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> dict[str, Any]:
+    """One round: query, compute, publish; returns the document for /api/kpis."""
+    now = clock()
+    since, _ = agent_kpis.span(agent_kpis.intervals(now, settings.timezone))
+    timelines = agent_kpis.load_timelines(store, since)
+    doc = compute(settings, lambda iv, at: sql_results(settings, store, iv, at), timelines, now)
+    agent_kpis.refresh(settings, store, now, doc["agents"], timelines)
+    publish_gauges(doc)
+    return doc

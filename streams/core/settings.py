@@ -1,0 +1,293 @@
+"""Runtime settings: defaults, overridden by a YAML file, overridden by VOCFLOW_* env vars.
+
+Validated once at start-up; a bad value fails fast naming the file (and line)
+or the environment variable it came from, so an operator knows what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from vocflow.streams.kpi.contributions import Targets
+from vocflow.streams.kpi.models import FoldConfig
+
+ENV_PREFIX = "VOCFLOW_"
+CONFIG_ENV = "VOCFLOW_CONFIG"
+DEFAULT_RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "default_rules.yaml"
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message says where it came from and why."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path = Field(
+        default=Path(".vocflow"), description="Broker data, embedded ClickHouse, logs."
+    )
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="host:port[,host:port]; unset: the local broker of `vocflow broker up`.",
+    )
+    broker_port: int = Field(default=9092, ge=1, le=65535, description="Port of the local broker.")
+    topic_prefix: str = Field(
+        default="", pattern=r"^[A-Za-z0-9._-]*$", description="Prepended to every topic name."
+    )
+    partitions: int = Field(default=6, ge=1, le=1024, description="Partitions of created topics.")
+    replication_factor: int = Field(default=1, ge=1, le=7)
+    app_id: str = Field(
+        default="vocflow", pattern=r"^[A-Za-z0-9._-]+$", description="Consumer group."
+    )
+    clickhouse_url: str | None = Field(
+        default=None,
+        description="chdb:///path (embedded) or http(s)://host:8123; unset: chdb:///<data_dir>/clickhouse.",
+    )
+    clickhouse_database: str = Field(default="vocflow", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(
+        default=6066, ge=1, le=65535, description="/metrics and /api of the worker."
+    )
+    max_event_bytes: int = Field(default=1_000_000, ge=1024, le=3_500_000)
+    sink_enabled: bool = Field(
+        default=True, description="Run the ClickHouse sink inside the worker."
+    )
+    sink_batch_rows: int = Field(default=20_000, ge=1, le=1_000_000)
+    sink_flush_seconds: float = Field(default=1.0, gt=0, le=300)
+    rules_file: Path | None = Field(
+        default=None, description="Tagging rules YAML; unset: the shipped telecom defaults."
+    )
+    repeat_window_hours: float = Field(
+        default=24.0, gt=0, le=24 * 30, description="Same customer + category within it = repeat."
+    )
+    timezone: str = Field(default="Asia/Shanghai", description="'Today' and 15-min buckets.")
+    sl_threshold_seconds: float = Field(
+        default=20.0, gt=0, le=3600, description="Service level T (answered within T seconds)."
+    )
+    sl_threshold_by_queue: dict[str, float] = Field(
+        default_factory=dict, description="Per-queue service level T, e.g. {voice.vip: 10}."
+    )
+    short_abandon_seconds: float = Field(
+        default=5.0, ge=0, le=600, description="Abandons quicker than this are short abandons."
+    )
+    short_abandon_seconds_by_queue: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-queue short-abandon threshold, e.g. {chat.general: 10}.",
+    )
+    facts_ttl_hours: float = Field(
+        default=72.0,
+        ge=1,
+        le=24 * 90,
+        description="A contact fact idle this long (event time) leaves the worker's memory.",
+    )
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="Secret for the keyed pseudonyms of phone/ID/card/e-mail ids; unset: "
+        "<data_dir>/pseudonym.key (created once). Same value in every process.",
+    )
+    kpi_refresh_seconds: float = Field(
+        default=5.0, ge=1, le=300, description="How often /metrics and /api/kpis recompute."
+    )
+    log_level: str = Field(default="info", pattern=r"^(?i:debug|info|warning|error)$")
+    # ---- `vocflow ingest` (docs/ingest.md)
+    ingest_host: str = Field(
+        default="127.0.0.1", description="Address `vocflow ingest` listens on (0.0.0.0: all)."
+    )
+    ingest_port: int = Field(default=6070, ge=1, le=65535, description="Port of `vocflow ingest`.")
+    ingest_sources_file: Path | None = Field(
+        default=None, description="YAML: source -> secret and allowed channels (required)."
+    )
+    ingest_max_body_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        le=32 * 1024 * 1024,
+        description="Larger request bodies are refused with 413 before they are read.",
+    )
+    ingest_max_batch_items: int = Field(
+        default=1000, ge=1, le=100_000, description="Items in one JSON array request."
+    )
+    ingest_timestamp_window_s: int = Field(
+        default=300,
+        ge=1,
+        le=366 * 24 * 3600,
+        description="Accepted clock skew of X-Vocflow-Timestamp (replay protection).",
+    )
+    ingest_max_in_flight: int = Field(
+        default=5000,
+        ge=1,
+        le=1_000_000,
+        description="Events sent to Kafka but not yet acknowledged; beyond it: 503.",
+    )
+    ingest_produce_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Wait for Kafka's ack before answering 503."
+    )
+    ingest_retry_after_s: int = Field(
+        default=5, ge=1, le=3600, description="Retry-After of a 503 answer."
+    )
+    # ---- `vocflow notify` (docs/alerting.md)
+    notify_host: str = Field(
+        default="127.0.0.1", description="Address `vocflow notify` listens on (0.0.0.0: all)."
+    )
+    notify_port: int = Field(default=6071, ge=1, le=65535, description="Port of `vocflow notify`.")
+    notify_routes_file: Path | None = Field(
+        default=None, description="YAML: chat receivers and label routes (required)."
+    )
+    notify_outbox_file: Path | None = Field(
+        default=None, description="SQLite outbox; unset: <data_dir>/notify/outbox.sqlite3."
+    )
+
+    @field_validator("sl_threshold_by_queue", "short_abandon_seconds_by_queue")
+    @classmethod
+    def _per_queue_seconds(cls, value: dict[str, float]) -> dict[str, float]:
+        for queue, seconds in value.items():
+            if not 0 <= seconds <= 3600:
+                raise ValueError(f"queue '{queue}': {seconds} s is outside 0..3600")
+        return value
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_form(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"'{server}' is not host:port")
+        return value
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _clickhouse_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("chdb://", "http://", "https://")):
+            raise ValueError("must start with chdb://, http:// or https://")
+        return value or None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def uses_local_broker(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        embedded = (self.data_dir.resolve() / "clickhouse").as_posix()
+        return self.clickhouse_url or f"chdb://{embedded}"
+
+    @property
+    def rules_path(self) -> Path:
+        return self.rules_file or DEFAULT_RULES_FILE
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}"
+
+
+def _yaml_key_lines(text: str) -> dict[str, int]:
+    """Top-level key -> 1-based line, so validation errors can point into the file."""
+    node = yaml.compose(text)
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+        lines = _yaml_key_lines(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: config file must be a mapping of setting: value")
+    return data, lines
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Variables as strings, except mappings, which are written in YAML flow
+    style or JSON (``VOCFLOW_SL_THRESHOLD_BY_QUEUE='{voice.vip: 10}'``)."""
+    fields = Settings.model_fields
+    values: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in fields:
+            continue
+        if get_origin(fields[key].annotation) is dict:
+            try:
+                values[key] = yaml.safe_load(value) if value.strip() else {}
+            except yaml.YAMLError:
+                values[key] = value  # the model rejects it with the variable's name
+        else:
+            values[key] = value
+    return values
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Defaults < config file (arg or $VOCFLOW_CONFIG) < VOCFLOW_* env < explicit overrides."""
+    environ = os.environ if environ is None else environ
+    if config_file is None and environ.get(CONFIG_ENV):
+        config_file = Path(environ[CONFIG_ENV])
+    origin: dict[str, str] = {}
+    merged: dict[str, Any] = {}
+    if config_file is not None:
+        data, lines = _read_file(config_file)
+        for key, value in data.items():
+            merged[key] = value
+            origin[key] = f"{config_file}:{lines.get(key, 1)}"
+    for key, value in _from_env(environ).items():
+        merged[key] = value
+        origin[key] = f"environment variable {ENV_PREFIX}{key.upper()}"
+    for key, value in overrides.items():
+        if value is not None:
+            merged[key] = value
+            origin[key] = f"option --{key.replace('_', '-')}"
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = str(err["loc"][0]) if err["loc"] else ""
+            where = origin.get(key, "settings")
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{where}: unknown setting '{key}'")
+            else:
+                problems.append(f"{where}: {key}: {err['msg']}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+
+
+def fold_config(settings: Settings) -> FoldConfig:
+    """The fold's view of the settings (short-abandon thresholds in integer ms)."""
+    return FoldConfig(
+        short_abandon_ms=round(settings.short_abandon_seconds * 1000),
+        short_abandon_ms_by_queue={
+            q: round(s * 1000) for q, s in settings.short_abandon_seconds_by_queue.items()
+        },
+    )
+
+
+def kpi_targets(settings: Settings) -> Targets:
+    """What the 1-minute KPI contributions are judged against (SL thresholds in ms)."""
+    return Targets(
+        sl_threshold_ms=round(settings.sl_threshold_seconds * 1000),
+        sl_threshold_ms_by_queue={
+            q: round(s * 1000) for q, s in settings.sl_threshold_by_queue.items()
+        },
+    )

@@ -1,0 +1,124 @@
+"""Every Kafka topic vocflow reads or writes, in one place.
+
+Names are logical; `Topics.name()` adds the configured prefix, so several
+deployments (or tests) can share one cluster without seeing each other's data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vocflow.streams.core.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    description: str
+    key: str
+    value: str
+    compacted: bool = False
+    partitions: int | None = None  # None: Settings.partitions
+
+
+RAW = TopicSpec("contacts.raw", "Channel JSON as adapters publish it.", "contact_id", "raw bytes")
+EVENTS = TopicSpec("contacts.events", "Validated ContactEvent JSON.", "contact_id", "ContactEvent")
+DLQ = TopicSpec(
+    "contacts.dlq", "Rejected input with reason and original bytes.", "original key", "DeadLetter"
+)
+VOC = TopicSpec(
+    "contacts.voc",
+    "Events with customer text, for enrich/tag/route (event time stamps).",
+    "customer_id (contact_id if unknown)",
+    "ContactEvent",
+)
+ROUTED = TopicSpec(
+    "contacts.routed",
+    "Every routing decision (audit log -> ClickHouse routing_log).",
+    "contact_id",
+    "RoutingEnvelope",
+)
+FACTS = TopicSpec(
+    "contacts.facts",
+    "Folded contact facts, one version per material change.",
+    "contact_id",
+    "ContactFact JSON (streams/kpi/models.py)",
+)
+VOC_ALERTS = TopicSpec(
+    "alerts.voc",
+    "Emerging-issue alerts (surges), masked samples.",
+    "alert_id",
+    "VocAlert",
+)
+DEPARTMENT_PREFIX = "dept."
+AGENTS = TopicSpec("agents.events", "Agent state changes.", "agent_id", "AgentEvent")
+SHIFTS = TopicSpec(
+    "agents.shifts",
+    "Scheduled shift segments from WFM files (`vocflow shifts load`).",
+    "agent_id|start (UTC)",
+    "ShiftRecord",
+    compacted=True,
+)
+RESOLUTIONS = TopicSpec(
+    "contacts.resolutions", "Department resolutions (closed loop).", "contact_id", "Resolution"
+)
+PROFILES = TopicSpec(
+    "customers.profiles",
+    "Latest customer profile.",
+    "customer_id",
+    "CustomerProfile",
+    compacted=True,
+)
+RULES = TopicSpec(
+    "config.rules",
+    "Tagging rules versions (hot reload).",
+    "'rules'",
+    "rules YAML",
+    compacted=True,
+    partitions=1,
+)
+
+ALL: tuple[TopicSpec, ...] = (
+    RAW,
+    EVENTS,
+    DLQ,
+    VOC,
+    ROUTED,
+    FACTS,
+    VOC_ALERTS,
+    AGENTS,
+    SHIFTS,
+    RESOLUTIONS,
+    PROFILES,
+    RULES,
+)
+
+
+def department_spec(department: str) -> TopicSpec:
+    """`dept.<department>`: what one department's systems consume (masked text only)."""
+    return TopicSpec(
+        f"{DEPARTMENT_PREFIX}{department}",
+        f"Contacts routed to {department}.",
+        "contact_id",
+        "RoutingEnvelope",
+    )
+
+
+class Topics:
+    """Resolves logical topic specs to the names and partition counts of one deployment."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._prefix = settings.topic_prefix
+        self._partitions = settings.partitions
+        self.replication_factor = settings.replication_factor
+
+    def name(self, spec: TopicSpec) -> str:
+        return f"{self._prefix}{spec.name}"
+
+    def partitions(self, spec: TopicSpec) -> int:
+        return spec.partitions or self._partitions
+
+    def configs(self, spec: TopicSpec) -> dict[str, str]:
+        if spec.compacted:
+            return {"cleanup.policy": "compact"}
+        return {}

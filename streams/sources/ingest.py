@@ -1,0 +1,892 @@
+"""`vocflow ingest`: the signed HTTP front door of the channel adapters.
+
+``POST /v1/events/{channel}`` takes one native item (or a JSON array of them)
+from a channel system, runs the adapter of ``channel`` over each item and
+publishes the resulting ContactEvents to ``contacts.raw`` keyed by
+``contact_id``. Reference for senders: docs/ingest.md.
+
+Design choices, and why:
+
+* **202 means durable.** An item is reported ``accepted`` only after Kafka
+  acknowledged every event it produced (idempotent producer, ``acks=all``).
+  A sender may therefore delete its copy on a 202; anything else (503,
+  connection reset) means "not confirmed, send again". Resending is harmless:
+  adapters derive ``event_id`` from the native record, and the pipeline drops
+  duplicates by ``event_id``.
+* **Bounded memory instead of buffering.** Events waiting for an ack are
+  counted; a request that would go beyond ``ingest_max_in_flight``, or whose
+  acks do not come within ``ingest_produce_timeout_s``, is answered 503 with
+  ``Retry-After``. A slow or dead Kafka thus pushes back on the senders (which
+  keep their own queues) instead of growing this process until it dies.
+* **Authenticated senders.** Each source has its own HMAC-SHA256 secret and
+  list of channels (the sources file); the signed timestamp must be within
+  ``ingest_timestamp_window_s`` so that a captured request cannot be replayed
+  later. Secrets are compared in constant time.
+* **No personal data in logs.** Bodies are never logged, only sizes, counts,
+  channel, source and reason codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+import yaml
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from vocflow.streams.core import topics as T
+from vocflow.streams.core.settings import Settings
+from vocflow.streams.sources.adapters import ADAPTERS, AdapterError
+
+log = logging.getLogger("vocflow.ingest")
+
+SOURCE_HEADER = "X-Vocflow-Source"
+TIMESTAMP_HEADER = "X-Vocflow-Timestamp"
+SIGNATURE_HEADER = "X-Vocflow-Signature"
+SIGNATURE_PREFIX = "sha256="
+
+JSON_FORMATS = frozenset({"cti", "chat", "sms", "survey", "freeswitch"})
+"""Formats whose body may be a JSON array of items, each accepted or rejected on its own.
+(FreeSWITCH also takes plain-text ESL; only a body starting with ``[`` is split.)"""
+
+MIN_SECRET_BYTES = 16
+_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_HEALTH_CACHE_S = 1.0
+_HEALTH_TIMEOUT_S = 3.0
+_READ_CHUNK = 64 * 1024
+
+
+# ---------------------------------------------------------------- sources file
+
+
+class SourcesError(Exception):
+    """The sources file is wrong; the message names file:line and what to fix."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One sending system: its shared secret and the channel formats it may post."""
+
+    name: str
+    secret: bytes = field(repr=False)
+    channels: frozenset[str]
+
+
+def load_sources(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, Source]:
+    """Read and validate the sources file; every problem is reported as ``file:line: ...``.
+
+    Format (a mapping of source name -> settings)::
+
+        cti-main:
+          secret: "at least 16 characters, random"   # or secret_env: VARIABLE
+          channels: [cti, freeswitch]
+
+    ``secret_env`` names an environment variable holding the secret, so the
+    file itself can be committed or mounted without the secret in it.
+    """
+    environ = os.environ if environ is None else environ
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SourcesError(f"{path}: cannot read the sources file: {exc.strerror}") from None
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise SourcesError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if root is None:
+        raise SourcesError(f"{path}:1: no sources defined; ingest would refuse every request")
+    if not isinstance(root, yaml.MappingNode):
+        raise SourcesError(f"{path}:{_line(root)}: must be a mapping of source name -> settings")
+    problems: list[str] = []
+    sources: dict[str, Source] = {}
+    for key_node, value_node in root.value:
+        where = f"{path}:{_line(key_node)}"
+        name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        if not isinstance(name, str) or not _SOURCE_NAME.match(name):
+            problems.append(
+                f"{where}: source name must be 1-64 of A-Z a-z 0-9 . _ - "
+                f"(it is sent in {SOURCE_HEADER}), got {name!r}"
+            )
+            continue
+        if name in sources:
+            problems.append(f"{where}: source '{name}' is defined twice")
+            continue
+        try:
+            sources[name] = _source(name, value_node, str(path), environ)
+        except SourcesError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise SourcesError("invalid sources file:\n  " + "\n  ".join(problems))
+    if not sources:
+        raise SourcesError(f"{path}:1: no sources defined; ingest would refuse every request")
+    return sources
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _source(name: str, node: yaml.Node, path: str, environ: Mapping[str, str]) -> Source:
+    at = f"{path}:{_line(node)}: source '{name}'"
+    if not isinstance(node, yaml.MappingNode):
+        raise SourcesError(f"{at}: must be a mapping with secret (or secret_env) and channels")
+    fields: dict[str, yaml.Node] = {}
+    for k, v in node.value:
+        key = k.value if isinstance(k, yaml.ScalarNode) else repr(k)
+        if key not in {"secret", "secret_env", "channels"}:
+            raise SourcesError(
+                f"{path}:{_line(k)}: source '{name}': unknown key '{key}' "
+                "(expected secret or secret_env, and channels)"
+            )
+        fields[key] = v
+    secret = _secret(name, fields, at, path, environ)
+    channels_node = fields.get("channels")
+    if channels_node is None:
+        raise SourcesError(f"{at}: 'channels' is missing (list of {', '.join(ADAPTERS)})")
+    if not isinstance(channels_node, yaml.SequenceNode) or not channels_node.value:
+        raise SourcesError(
+            f"{path}:{_line(channels_node)}: source '{name}': channels must be a non-empty "
+            f"list of {', '.join(ADAPTERS)}"
+        )
+    channels = []
+    for item in channels_node.value:
+        value = item.value if isinstance(item, yaml.ScalarNode) else None
+        if value not in ADAPTERS:
+            raise SourcesError(
+                f"{path}:{_line(item)}: source '{name}': unknown channel {value!r}; "
+                f"known: {', '.join(ADAPTERS)}"
+            )
+        channels.append(value)
+    return Source(name=name, secret=secret, channels=frozenset(channels))
+
+
+def _secret(
+    name: str, fields: dict[str, yaml.Node], at: str, path: str, environ: Mapping[str, str]
+) -> bytes:
+    if ("secret" in fields) == ("secret_env" in fields):
+        raise SourcesError(f"{at}: give exactly one of 'secret' or 'secret_env'")
+    if "secret" in fields:
+        node = fields["secret"]
+        if not isinstance(node, yaml.ScalarNode):
+            raise SourcesError(f"{path}:{_line(node)}: source '{name}': secret must be a string")
+        value, what = node.value, "secret"
+    else:
+        node = fields["secret_env"]
+        var = node.value if isinstance(node, yaml.ScalarNode) else ""
+        if not var or var not in environ:
+            raise SourcesError(
+                f"{path}:{_line(node)}: source '{name}': environment variable {var!r} "
+                "(secret_env) is not set"
+            )
+        value, what = environ[var], f"environment variable {var}"
+    secret = value.encode("utf-8")
+    if len(secret) < MIN_SECRET_BYTES:
+        raise SourcesError(
+            f"{path}:{_line(node)}: source '{name}': {what} is {len(secret)} bytes; use at least "
+            f"{MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -hex 32`)"
+        )
+    return secret
+
+
+# ------------------------------------------------------------------ signatures
+
+
+def sign(secret: bytes | str, timestamp: int | str, body: bytes) -> str:
+    """The ``X-Vocflow-Signature`` value: ``sha256=`` + hex HMAC(secret, ts + "." + body).
+
+    The timestamp is inside the MAC so that it cannot be changed to make an
+    old captured request look fresh.
+    """
+    key = secret.encode("utf-8") if isinstance(secret, str) else secret
+    mac = hmac.new(key, str(timestamp).encode("ascii") + b"." + body, hashlib.sha256)
+    return SIGNATURE_PREFIX + mac.hexdigest()
+
+
+def signed_headers(
+    source: str, secret: bytes | str, body: bytes, now: float | None = None
+) -> dict[str, str]:
+    """Headers of a request signed now (for Python senders, tests and the benchmark)."""
+    timestamp = int(time.time() if now is None else now)
+    return {
+        SOURCE_HEADER: source,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(secret, timestamp, body),
+        "Content-Type": "application/octet-stream",
+    }
+
+
+class AuthError(Exception):
+    """A request that is not signed correctly; ``status`` 401 or 403, ``code`` a metric label."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def verify(
+    sources: Mapping[str, Source],
+    headers: Mapping[str, str],
+    body: bytes,
+    channel: str,
+    *,
+    now: float,
+    window_s: int,
+) -> Source:
+    """Return the authenticated source of a request or raise AuthError.
+
+    The order matters: the MAC is checked before the channel permission, so an
+    unauthenticated caller learns nothing about which source may post where.
+    """
+    name = headers.get(SOURCE_HEADER, "")
+    stamp = headers.get(TIMESTAMP_HEADER, "")
+    signature = headers.get(SIGNATURE_HEADER, "")
+    if not name or not stamp or not signature:
+        missing = [
+            h
+            for h, v in (
+                (SOURCE_HEADER, name),
+                (TIMESTAMP_HEADER, stamp),
+                (SIGNATURE_HEADER, signature),
+            )
+            if not v
+        ]
+        raise AuthError(401, "missing_headers", f"missing header(s): {', '.join(missing)}")
+    source = sources.get(name)
+    if source is None:
+        raise AuthError(401, "unknown_source", f"unknown source {name[:64]!r}")
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
+        raise AuthError(
+            401, "bad_timestamp", f"{TIMESTAMP_HEADER} must be unix time in whole seconds"
+        )
+    if abs(now - int(stamp)) > window_s:
+        raise AuthError(
+            401,
+            "stale_timestamp",
+            f"{TIMESTAMP_HEADER} is {int(now) - int(stamp)} s off the server clock; the window "
+            f"is ±{window_s} s (sign each request when sending it; check NTP)",
+        )
+    if not hmac.compare_digest(sign(source.secret, stamp, body), signature.strip()):
+        raise AuthError(
+            401,
+            "bad_signature",
+            f"{SIGNATURE_HEADER} does not match: expected sha256=<hex HMAC-SHA256 of "
+            "timestamp + '.' + body with the source's secret>",
+        )
+    if channel not in source.channels:
+        raise AuthError(
+            403,
+            "channel_not_allowed",
+            f"source '{name}' may post to {', '.join(sorted(source.channels))}, not '{channel}'",
+        )
+    return source
+
+
+# -------------------------------------------------------------------- metrics
+
+
+class IngestMetrics:
+    """Prometheus metrics of one ingest app, in a registry of its own.
+
+    A registry per app (not the global one) so that tests and a benchmark can
+    run several apps in one process. ``channel`` labels are ADAPTERS keys or
+    ``unknown``: the URL is user input and must not create label values.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "vocflow_ingest_requests",
+            "HTTP requests to /v1/events by channel and answered status.",
+            ["channel", "status"],
+            registry=self.registry,
+        )
+        self.accepted = Counter(
+            "vocflow_ingest_items_accepted",
+            "Items acknowledged by Kafka (every event they produced is durable).",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "vocflow_ingest_items_rejected",
+            "Items not accepted, by reason (adapter reasons, kafka_unavailable, overloaded).",
+            ["channel", "reason"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "vocflow_ingest_events_produced",
+            "ContactEvents acknowledged by Kafka.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "vocflow_ingest_auth_failures",
+            "Requests refused by the signature check, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.produce_latency = Histogram(
+            "vocflow_ingest_produce_seconds",
+            "Time from send to Kafka acknowledgement of one event.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "vocflow_ingest_in_flight",
+            "Events sent to Kafka and not yet acknowledged.",
+            registry=self.registry,
+        )
+        self.kafka_up = Gauge(
+            "vocflow_ingest_kafka_up",
+            "1 if the last Kafka health check succeeded.",
+            registry=self.registry,
+        )
+
+
+# ------------------------------------------------------------------- producer
+
+
+class Producer(Protocol):
+    """What ingest needs of aiokafka's AIOKafkaProducer (a fake one in unit tests)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]: ...
+
+
+ProducerFactory = Callable[[Settings], Producer]
+HealthCheck = Callable[[], Awaitable[bool]]
+
+
+def kafka_producer(settings: Settings) -> Producer:
+    """The real producer: idempotent, acks from all in-sync replicas.
+
+    Idempotence makes aiokafka's internal retries (after a lost connection)
+    free of duplicates; ``acks="all"`` makes an ack mean the event survives
+    the loss of the partition leader.
+    """
+    from aiokafka import AIOKafkaProducer
+
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers.split(","),
+        client_id=f"{settings.app_id}-ingest",
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=2,
+        compression_type=None,
+        max_request_size=max(settings.max_event_bytes + 1024, 1_048_576),
+        # Batches not delivered by then fail; the in-flight bound covers the rest.
+        request_timeout_ms=int(max(30.0, settings.ingest_produce_timeout_s * 3) * 1000),
+    )
+
+
+class Overloaded(Exception):
+    """Too many events wait for Kafka already; the request is refused, not queued."""
+
+
+class ProduceGate:
+    """Sends events and counts the ones Kafka has not acknowledged yet.
+
+    The count is released only when Kafka answers (or the send fails), not
+    when the HTTP request gives up waiting: a timed-out request still holds
+    memory in the producer, so new requests must keep being refused until
+    Kafka catches up.
+    """
+
+    def __init__(
+        self, producer: Producer | None, topic: str, limit: int, metrics: IngestMetrics
+    ) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.limit = limit
+        self.metrics = metrics
+        self.in_flight = 0
+
+    def reserve(self, n: int) -> None:
+        """Admit ``n`` more events or raise Overloaded.
+
+        A request larger than the whole limit is admitted when nothing else
+        is in flight, so that a big batch is never refused forever.
+        """
+        if self.in_flight and self.in_flight + n > self.limit:
+            raise Overloaded(f"{self.in_flight} events wait for Kafka (limit {self.limit})")
+        self._add(n)
+
+    def _add(self, n: int) -> None:
+        self.in_flight += n
+        self.metrics.in_flight.set(self.in_flight)
+
+    def send(self, key: bytes, value: bytes) -> asyncio.Task[None]:
+        """Send one reserved event; the task ends with Kafka's ack (or the error).
+
+        The reservation is released exactly once: when Kafka answers if the
+        record was queued in the producer, else when the task ends (failed or
+        cancelled, even before it started).
+        """
+        queued = False
+        started = time.monotonic()
+
+        def acked(fut: asyncio.Future[Any]) -> None:
+            self._add(-1)
+            if not fut.cancelled() and fut.exception() is None:
+                self.metrics.produce_latency.observe(time.monotonic() - started)
+
+        async def run() -> None:
+            nonlocal queued
+            assert self.producer is not None, "send() before the app started"
+            fut = await self.producer.send(self.topic, value=value, key=key)
+            queued = True
+            fut.add_done_callback(acked)
+            # Shielded: giving up on the wait must not cancel the delivery itself.
+            await asyncio.shield(fut)
+
+        def ended(task: asyncio.Task[None]) -> None:
+            if not queued:
+                self._add(-1)
+
+        task = asyncio.ensure_future(run())
+        task.add_done_callback(ended)
+        return task
+
+
+# ------------------------------------------------------------------------ app
+
+
+@dataclass
+class ItemResult:
+    """One item of a request: accepted (with its event ids), rejected, or unavailable."""
+
+    index: int
+    status: str = "pending"
+    event_ids: list[str] = field(default_factory=list)
+    error: dict[str, str] | None = None
+    events: list[tuple[bytes, bytes]] = field(default_factory=list, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.status == "accepted":
+            out["event_ids"] = self.event_ids
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    return _json(status, {"error": code, "message": message, **extra})
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def split_items(channel: str, body: bytes) -> list[bytes]:
+    """One native item per adapter call, so that each is accepted or rejected alone.
+
+    Adapters treat an array as all-or-nothing; here a JSON array body is cut
+    into its elements first. Anything else (one object, invalid JSON, e-mail,
+    XML) is one item and the adapter says what is wrong with it.
+    """
+    if channel not in JSON_FORMATS or body.lstrip()[:1] != b"[":
+        return [body]
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return [body]
+    if not isinstance(doc, list):
+        return [body]
+    # A nested array would be a batch inside the batch: let the adapter refuse it
+    # as not_an_object rather than accept it as several items at one index.
+    return [orjson.dumps(item) if not isinstance(item, list) else b'"nested array"' for item in doc]
+
+
+class IngestService:
+    """The aiohttp handlers plus the producer they share."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sources: Mapping[str, Source],
+        producer_factory: ProducerFactory = kafka_producer,
+        health_check: HealthCheck | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.sources = dict(sources)
+        self.metrics = IngestMetrics()
+        self.topic = T.Topics(settings).name(T.RAW)
+        # aiokafka binds its producer to the running loop: made in start(), not here.
+        self._producer_factory = producer_factory
+        self.producer: Producer | None = None
+        self.gate = ProduceGate(None, self.topic, settings.ingest_max_in_flight, self.metrics)
+        self._health_check = health_check or self._kafka_metadata_ok
+        self._health: tuple[float, bool] = (0.0, False)
+        self._clock = clock
+        self.channels = sorted(ADAPTERS)
+
+    # ---- lifecycle
+
+    async def start(self, app: web.Application) -> None:
+        self.producer = self.gate.producer = self._producer_factory(self.settings)
+        await self.producer.start()
+        log.info(
+            "ingest: producing to %s on %s; %d source(s); max body %d bytes, "
+            "max in flight %d, produce timeout %.1fs",
+            self.topic,
+            self.settings.bootstrap_servers,
+            len(self.sources),
+            self.settings.ingest_max_body_bytes,
+            self.settings.ingest_max_in_flight,
+            self.settings.ingest_produce_timeout_s,
+        )
+
+    async def stop(self, app: web.Application) -> None:
+        # stop() flushes what is queued: requests still waiting get their acks.
+        if self.producer is not None:
+            await self.producer.stop()
+        log.info("ingest: producer stopped")
+
+    # ---- /healthz and /metrics
+
+    async def _kafka_metadata_ok(self) -> bool:
+        client = getattr(self.producer, "client", None)
+        if client is None:
+            return True
+        await client.fetch_all_metadata()  # raises KafkaError when no broker answers
+        return True
+
+    async def kafka_ok(self) -> bool:
+        """Cached for a second, so a busy load balancer cannot turn into a metadata storm."""
+        checked_at, ok = self._health
+        if time.monotonic() - checked_at < _HEALTH_CACHE_S:
+            return ok
+        try:
+            ok = await asyncio.wait_for(self._health_check(), _HEALTH_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("ingest: Kafka health check failed: %s", type(exc).__name__)
+            ok = False
+        self._health = (time.monotonic(), ok)
+        self.metrics.kafka_up.set(1 if ok else 0)
+        return ok
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        ok = await self.kafka_ok()
+        body = {
+            "status": "ok" if ok else "kafka_unavailable",
+            "kafka": self.settings.bootstrap_servers,
+            "topic": self.topic,
+            "in_flight": self.gate.in_flight,
+        }
+        return _json(200 if ok else 503, body)
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.metrics.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
+
+    # ---- POST /v1/events/{channel}
+
+    async def post_events(self, request: web.Request) -> web.StreamResponse:
+        channel = request.match_info["channel"]
+        label = channel if channel in ADAPTERS else "unknown"
+        response = await self._post(request, channel)
+        self.metrics.requests.labels(label, str(response.status)).inc()
+        return response
+
+    async def _post(self, request: web.Request, channel: str) -> web.StreamResponse:
+        settings = self.settings
+        if channel not in ADAPTERS:
+            return _error(
+                404,
+                "unknown_channel",
+                f"no adapter for channel {channel[:64]!r}; use one of {', '.join(self.channels)}",
+                channels=self.channels,
+            )
+        limit = settings.ingest_max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return self._too_large(request.content_length, limit)
+        body = await self._read_body(request, limit)
+        if body is None:
+            return self._too_large(None, limit)
+        try:
+            source = verify(
+                self.sources,
+                request.headers,
+                body,
+                channel,
+                now=self._clock(),
+                window_s=settings.ingest_timestamp_window_s,
+            )
+        except AuthError as exc:
+            self.metrics.auth_failures.labels(exc.code).inc()
+            log.info(
+                "ingest: refused %s request from %s: %s",
+                channel,
+                request.remote,
+                exc.code,
+            )
+            return _error(exc.status, exc.code, exc.message)
+        raw_items = split_items(channel, body)
+        if not raw_items:
+            return _error(400, "empty_batch", "the JSON array has no items")
+        if len(raw_items) > settings.ingest_max_batch_items:
+            return _error(
+                413,
+                "too_many_items",
+                f"{len(raw_items)} items in one request; the limit is "
+                f"{settings.ingest_max_batch_items}: split the batch",
+                limit=settings.ingest_max_batch_items,
+            )
+        items = self._parse(channel, source, raw_items)
+        return await self._produce_and_answer(channel, source, items)
+
+    def _too_large(self, size: int | None, limit: int) -> web.Response:
+        told = f"{size} bytes" if size is not None else "more than that"
+        return _error(
+            413,
+            "body_too_large",
+            f"request body is {told}; the limit is {limit} bytes (VOCFLOW_INGEST_MAX_BODY_BYTES):"
+            " send smaller batches",
+            limit=limit,
+        )
+
+    @staticmethod
+    async def _read_body(request: web.Request, limit: int) -> bytes | None:
+        """The body, or None as soon as it exceeds ``limit`` (also for chunked uploads)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await request.content.read(_READ_CHUNK)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+
+    def _parse(self, channel: str, source: Source, raw_items: list[bytes]) -> list[ItemResult]:
+        adapter = ADAPTERS[channel]
+        items = []
+        for index, raw in enumerate(raw_items):
+            item = ItemResult(index)
+            try:
+                events = adapter(raw, source=source.name)
+            except AdapterError as exc:
+                item.status = "rejected"
+                item.error = exc.to_json()
+                self.metrics.rejected.labels(channel, exc.reason.value).inc()
+            else:
+                for ev in events:
+                    item.event_ids.append(ev["event_id"])
+                    item.events.append((ev["contact_id"].encode(), orjson.dumps(ev)))
+            items.append(item)
+        return items
+
+    async def _produce_and_answer(
+        self, channel: str, source: Source, items: list[ItemResult]
+    ) -> web.Response:
+        valid = [item for item in items if item.status == "pending"]
+        n_events = sum(len(item.events) for item in valid)
+        retry_after = str(self.settings.ingest_retry_after_s)
+        overloaded = False
+        if n_events:
+            try:
+                self.gate.reserve(n_events)
+            except Overloaded as exc:
+                overloaded = True
+                log.warning("ingest: 503 for %s from %s: %s", channel, source.name, exc)
+            else:
+                await self._send_items(channel, valid)
+        for item in valid:
+            if item.status == "pending" and not item.events:
+                item.status = "accepted"  # e.g. a WeChat subscribe push: nothing to store
+            elif item.status == "pending":
+                item.status = "unavailable"
+                item.error = {
+                    "reason": "overloaded" if overloaded else "kafka_unavailable",
+                    "loc": "",
+                    "message": "not confirmed by Kafka; send this item again later",
+                }
+                self.metrics.rejected.labels(channel, item.error["reason"]).inc()
+        counts = {s: sum(1 for i in items if i.status == s) for s in ("accepted", "rejected")}
+        unavailable = len(items) - counts["accepted"] - counts["rejected"]
+        for item in items:
+            if item.status == "accepted":
+                self.metrics.accepted.labels(channel).inc()
+                self.metrics.events.labels(channel).inc(len(item.events))
+        body: dict[str, Any] = {
+            "accepted": counts["accepted"],
+            "rejected": counts["rejected"],
+            "unavailable": unavailable,
+            "items": [item.to_json() for item in items],
+        }
+        if unavailable:
+            status = 503
+            body["error"] = "overloaded" if overloaded else "kafka_unavailable"
+            body["message"] = (
+                "Kafka did not confirm every event; items marked unavailable must be sent again "
+                f"(after {retry_after} s). Resending accepted items is harmless (same event_id)."
+            )
+            headers = {"Retry-After": retry_after}
+        else:
+            status = 202 if not counts["rejected"] else 207 if counts["accepted"] else 422
+            headers = None
+        log.debug(
+            "ingest: %s from %s: %d accepted, %d rejected, %d unavailable",
+            channel,
+            source.name,
+            counts["accepted"],
+            counts["rejected"],
+            unavailable,
+        )
+        return _json(status, body, headers)
+
+    async def _send_items(self, channel: str, items: list[ItemResult]) -> None:
+        """Send every event, wait for acks up to the produce timeout, mark items accepted."""
+        owner: dict[asyncio.Task[None], ItemResult] = {}
+        for item in items:
+            for key, value in item.events:
+                owner[self.gate.send(key, value)] = item
+        done, pending = await asyncio.wait(owner, timeout=self.settings.ingest_produce_timeout_s)
+        for task in pending:
+            task.cancel()  # the record may still be delivered; the sender retries anyway
+        failed: set[int] = {owner[t].index for t in pending}
+        errors = set()
+        for task in done:
+            exc = task.exception()
+            if exc is not None:
+                failed.add(owner[task].index)
+                errors.add(type(exc).__name__)
+        if pending or errors:
+            log.warning(
+                "ingest: Kafka did not acknowledge %d of %d events of a %s request (%s)",
+                len(pending) + sum(1 for t in done if t.exception() is not None),
+                len(owner),
+                channel,
+                ", ".join(sorted(errors)) or "timeout",
+            )
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        for item in items:
+            if item.index not in failed:
+                item.status = "accepted"
+
+
+SERVICE: web.AppKey[IngestService] = web.AppKey("service", IngestService)
+"""Where the app keeps its IngestService (metrics, gate), for tests and embedding."""
+
+
+def create_app(
+    settings: Settings,
+    sources: Mapping[str, Source],
+    *,
+    producer_factory: ProducerFactory = kafka_producer,
+    health_check: HealthCheck | None = None,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """The ingest web app; the producer starts and stops with it."""
+    service = IngestService(
+        settings, sources, producer_factory=producer_factory, health_check=health_check, clock=clock
+    )
+    # Bodies are read by the handler itself (with its own limit and a JSON 413).
+    app = web.Application(client_max_size=settings.ingest_max_body_bytes + 1)
+    app[SERVICE] = service
+    app.router.add_post("/v1/events/{channel}", service.post_events)
+    app.router.add_get("/healthz", service.healthz)
+    app.router.add_get("/metrics", service.metrics_page)
+    app.on_startup.append(service.start)
+    app.on_cleanup.append(service.stop)
+    return app
+
+
+class QuietRepeats(logging.Filter):
+    """Lets the same log message through once per ``every_s`` seconds.
+
+    Only for aiokafka's records: it logs every failed reconnect (ten a second
+    while Kafka is down); the first line says all an operator needs, the rest
+    would bury ours.
+    """
+
+    def __init__(self, every_s: float = 30.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._last: dict[tuple[str, object], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiokafka"):
+            return True
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        if now - self._last.get(key, -self.every_s) < self.every_s:
+            return False
+        self._last[key] = now
+        return True
+
+
+class IngestStartError(Exception):
+    """The server could not start (Kafka unreachable, port taken); the message says why."""
+
+
+def run_ingest(settings: Settings, sources: Mapping[str, Source]) -> None:
+    """Serve until SIGINT/SIGTERM; then finish open requests and flush the producer."""
+    app = create_app(settings, sources)
+    quiet = QuietRepeats()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(quiet)
+    print(
+        f"vocflow ingest: http://{settings.ingest_host}:{settings.ingest_port}/v1/events/<channel>"
+        f" -> {T.Topics(settings).name(T.RAW)} on {settings.bootstrap_servers}; "
+        f"/healthz, /metrics",
+        flush=True,
+    )
+    try:
+        web.run_app(
+            app,
+            host=settings.ingest_host,
+            port=settings.ingest_port,
+            print=None,
+            access_log=log if settings.log_level.lower() == "debug" else None,
+            shutdown_timeout=settings.ingest_produce_timeout_s + 5,
+        )
+    except OSError as exc:
+        raise IngestStartError(
+            f"cannot listen on {settings.ingest_host}:{settings.ingest_port}: {exc.strerror}; "
+            "set VOCFLOW_INGEST_PORT or --port"
+        ) from None
+    except Exception as exc:
+        from aiokafka.errors import KafkaError
+
+        if isinstance(exc, KafkaError):
+            raise IngestStartError(
+                f"no Kafka broker answered at {settings.bootstrap_servers} "
+                f"({type(exc).__name__}); check VOCFLOW_KAFKA_BOOTSTRAP"
+            ) from None
+        raise

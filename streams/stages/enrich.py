@@ -1,0 +1,56 @@
+"""Stage: a validated contact event -> an EnrichedContact whose text is PII-masked.
+
+Masking comes first: everything after this stage (tagging, routing, department
+topics, ClickHouse, logs) only ever sees the masked text. Ids that are
+themselves PII (operators often use the mobile number as customer id) were
+already replaced by keyed pseudonyms in normalize; `safe_id` here again
+covers events that reach this stage another way (tests, `vocflow eval`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from vocflow.schemas import ContactEvent, CustomerProfile, EnrichedContact, TextAnalysis
+from vocflow.streams.privacy.pii import mask_pii
+from vocflow.streams.privacy.pseudonyms import safe_id
+from vocflow.streams.stages.sentiment import sentiment_score
+from vocflow.streams.stages.textanalysis import analyze_text
+
+STAGE = "enrich"
+
+
+def enrich(
+    event: ContactEvent,
+    profiles: Mapping[str, CustomerProfile],
+    now: datetime,
+) -> EnrichedContact:
+    """Mask, segment, score; join the customer profile (by the pseudonymous id)."""
+    masked_text, counts = mask_pii(event.text) if event.text else (event.text, {})
+    result = analyze_text(masked_text)
+    sentiment = sentiment_score(masked_text, result.tokens) if masked_text else 0.0
+    customer_id = safe_id(event.customer_id) if event.customer_id else None
+    profile = profiles.get(customer_id) if customer_id else None
+    masked_event = event.model_copy(update={"text": masked_text, "customer_id": customer_id})
+    return EnrichedContact(
+        event=masked_event,
+        customer=profile,
+        customer_known=profile is not None,
+        analysis=TextAnalysis(
+            language=result.language,
+            keywords=list(result.keywords),
+            sentiment=round(max(-1.0, min(1.0, sentiment)), 4),
+            pii_masked={kind: n for kind, n in counts.items() if n},
+        ),
+        enriched_at=now,
+    )
+
+
+def enrich_text(text: str, channel: str) -> EnrichedContact:
+    """The real enrichment of a bare text (unknown customer, fixed time): what
+    `vocflow eval` feeds the rules, so evaluation sees what production sees."""
+    from vocflow.streams.tools.evaluate import default_prepare
+
+    bare = default_prepare(text, channel)
+    return enrich(bare.event, {}, bare.enriched_at)

@@ -1,0 +1,259 @@
+"""Segment contact texts, detect their language and extract keywords.
+
+Why it is built this way:
+
+* **Private tokenizer.** A module-owned ``jieba.Tokenizer()`` with the shipped
+  contact-center dictionary ``data/domain_dict.txt`` (jieba userdict format
+  ``word freq pos``) keeps domain terms whole (携号转网, 光猫, 停机保号, VoLTE,
+  12315) without touching jieba's global tokenizer, which other code in the same
+  process may configure differently. It is loaded once, lazily, under a lock, so
+  the first event pays ~1 s and later calls from any thread share it.
+* **One segmentation per event.** Keywords are computed from the tokens we
+  already have instead of calling ``jieba.analyse`` (which would segment again
+  through the *global* tokenizer). Sentiment reuses the same tokens.
+* **Keywords by TF-IDF, not TextRank.** Measured on the 47 non-empty contact
+  texts of ``sentiment_eval.CONTACT_CHECKS`` (10-30 chars each): jieba's TextRank
+  (same tokenizer and stop words, POS-filtered graph, window 5) returned *no*
+  keyword for 17 of 47 texts (网速太慢了，根本没法用 -> []) and was 5.6x slower
+  because it POS-tags; TF-IDF returned keywords for all 47 and, on the texts
+  both handled, the same head terms (宽带/断网/投诉, 话费/乱扣费/工信部).
+  Contact texts are too short for TextRank's co-occurrence graph. (No labelled
+  keyword gold set exists yet, so this is coverage and speed, not precision.)
+* **IDF.** jieba's shipped general-corpus IDF (``jieba/analyse/idf.txt``) is the
+  base; ``data/idf.txt`` overrides it for this domain: domain-dictionary terms
+  get at least the 75th percentile IDF (they are what a supervisor wants to see)
+  and contact boilerplate (客服, 问题, 您好 ...) gets a low one. ``fit_idf.py``
+  rebuilds that file, and can fit it from a corpus of real contact texts (one per
+  line) once there is one: the PDCA loop in DOMAIN.md.
+* **Language** is ``none`` (no letters at all), ``zh``, ``en`` or ``mixed`` from
+  the share of Latin words among words (a Han character counts as 1/1.5 word);
+  ASCII domain acronyms (5G, VoLTE, APP) and mask tokens ([PHONE]) do not count
+  as English, so "5G信号很差" is ``zh``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Final, Literal
+
+import jieba
+
+from vocflow.streams.privacy.pii import MASK_TOKENS
+
+__all__ = [
+    "MAX_KEYWORDS",
+    "TextAnalysisResult",
+    "analyze_text",
+    "detect_language",
+    "extract_keywords",
+    "get_tokenizer",
+    "tokenize",
+]
+
+Language = Literal["zh", "en", "mixed", "none"]
+
+MAX_KEYWORDS: Final = 8
+DATA_DIR: Final = Path(str(resources.files("vocflow.streams") / "data"))
+DOMAIN_DICT_PATH: Final = DATA_DIR / "domain_dict.txt"
+STOPWORDS_PATH: Final = DATA_DIR / "stopwords.txt"
+IDF_OVERRIDES_PATH: Final = DATA_DIR / "idf.txt"
+BASE_IDF_PATH: Final = Path(jieba.__file__).parent / "analyse" / "idf.txt"
+
+# Mask tokens from pii.mask_pii stay one token each and never become keywords.
+_MASK_RE: Final = re.compile("|".join(re.escape(token) for token in MASK_TOKENS.values()))
+_HAN_RE: Final = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9'\-]*")
+_WORDLIKE_RE: Final = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaffA-Za-z]")
+_ZH_SHARE_MAX_EN: Final = 0.3  # Latin-word share at or below which text is "zh"
+_EN_SHARE_MIN: Final = 0.7  # Latin-word share at or above which text is "en"
+
+
+@dataclass(frozen=True, slots=True)
+class TextAnalysisResult:
+    """What :func:`analyze_text` found; tokens exclude whitespace."""
+
+    language: Language
+    tokens: tuple[str, ...]
+    keywords: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Resources:
+    tokenizer: jieba.Tokenizer
+    domain_words: frozenset[str]
+    ascii_domain_words: frozenset[str]
+    stopwords: frozenset[str]
+    idf: dict[str, float]
+    idf_default: float
+
+
+_lock = threading.Lock()
+_res: _Resources | None = None
+
+
+def _read_words(path: Path) -> list[str]:
+    """First column of each non-empty, non-comment line."""
+    words = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                words.append(line.split()[0])
+    return words
+
+
+def _read_idf(path: Path) -> dict[str, float]:
+    idf: dict[str, float] = {}
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 2 and not parts[0].startswith("#"):
+                idf[parts[0]] = float(parts[1])
+    return idf
+
+
+def _load() -> _Resources:
+    jieba.setLogLevel(30)  # jieba prints "Building prefix dict" at DEBUG to stderr
+    tk = jieba.Tokenizer()
+    tk.initialize()
+    tk.load_userdict(str(DOMAIN_DICT_PATH))
+    domain = frozenset(_read_words(DOMAIN_DICT_PATH))
+    idf = _read_idf(BASE_IDF_PATH)
+    values = sorted(idf.values())
+    default = values[len(values) // 2]
+    if IDF_OVERRIDES_PATH.exists():
+        idf.update(_read_idf(IDF_OVERRIDES_PATH))
+    return _Resources(
+        tokenizer=tk,
+        domain_words=domain,
+        ascii_domain_words=frozenset(w.lower() for w in domain if w.isascii()),
+        stopwords=frozenset(w.lower() for w in _read_words(STOPWORDS_PATH)),
+        idf=idf,
+        idf_default=default,
+    )
+
+
+def _resources() -> _Resources:
+    global _res
+    res = _res
+    if res is None:
+        with _lock:
+            if _res is None:
+                _res = _load()
+            res = _res
+    return res
+
+
+def get_tokenizer() -> jieba.Tokenizer:
+    """The module's private jieba tokenizer with the domain dictionary loaded."""
+    return _resources().tokenizer
+
+
+def tokenize(text: str) -> list[str]:
+    """Accurate-mode jieba tokens with HMM off, whitespace dropped.
+
+    HMM off: ~1.6x faster (FACTS.md) and it does not invent words such as 我想查;
+    names it would find (cities, products) belong in the domain dictionary.
+
+    Mask tokens such as ``[PHONE]`` come out as one token.
+    """
+    if not text:
+        return []
+    tk = _resources().tokenizer
+    out: list[str] = []
+    pos = 0
+    for m in _MASK_RE.finditer(text):
+        if m.start() > pos:
+            out.extend(t for t in tk.cut(text[pos : m.start()], HMM=False) if not t.isspace())
+        out.append(m.group())
+        pos = m.end()
+    if pos < len(text):
+        out.extend(t for t in tk.cut(text[pos:], HMM=False) if not t.isspace())
+    return out
+
+
+def detect_language(text: str) -> Language:
+    """Classify text as zh / en / mixed / none by Latin-word share (see module doc)."""
+    if not text:
+        return "none"
+    han = len(_HAN_RE.findall(text))
+    ascii_domain = _resources().ascii_domain_words
+    latin = sum(
+        1
+        for w in _LATIN_WORD_RE.findall(_MASK_RE.sub(" ", text))
+        if w.lower() not in ascii_domain and not (w.isupper() and len(w) <= 3 and han)
+    )
+    if han == 0 and latin == 0:
+        # No real words: digits/punctuation -> none; only acronyms such as "5G" -> en.
+        return "none" if not _LATIN_WORD_RE.search(_MASK_RE.sub(" ", text)) else "en"
+    if latin == 0:
+        return "zh"
+    if han == 0:
+        return "en"
+    share = latin / (latin + han / 1.5)
+    if share <= _ZH_SHARE_MAX_EN:
+        return "zh"
+    if share >= _EN_SHARE_MIN:
+        return "en"
+    return "mixed"
+
+
+def _is_candidate(tok: str, res: _Resources) -> bool:
+    if len(tok) < 2 or _MASK_RE.fullmatch(tok):
+        return False
+    low = tok.lower()
+    if low in res.stopwords:
+        return False
+    return bool(_WORDLIKE_RE.search(tok)) or tok in res.domain_words
+
+
+def extract_keywords(tokens: list[str] | tuple[str, ...], top_k: int = MAX_KEYWORDS) -> list[str]:
+    """Top `top_k` keywords by TF-IDF over `tokens`, best first.
+
+    Ties keep first-occurrence order so the result is deterministic.
+    English words are lower-cased so "Refund" and "refund" count together.
+    """
+    res = _resources()
+    counts: Counter[str] = Counter()
+    first: dict[str, int] = {}
+    for i, tok in enumerate(tokens):
+        if _is_candidate(tok, res):
+            key = tok.lower() if tok.isascii() else tok
+            counts[key] += 1
+            first.setdefault(key, i)
+    if not counts:
+        return []
+    idf, default = res.idf, res.idf_default
+    scored = sorted(
+        counts,
+        key=lambda w: (-counts[w] * idf.get(w, default), first[w]),
+    )
+    return scored[: max(0, min(top_k, MAX_KEYWORDS))]
+
+
+def analyze_text(text: str | None) -> TextAnalysisResult:
+    """Language, tokens and up to :data:`MAX_KEYWORDS` keywords of one contact text.
+
+    Never raises on empty, English, mixed or odd input; `None` counts as empty.
+    Run it on PII-masked text (pii.mask_pii) so tokens never hold personal data.
+    """
+    if not text or text.isspace():
+        return TextAnalysisResult(language="none", tokens=(), keywords=())
+    tokens = tokenize(text)
+    return TextAnalysisResult(
+        language=detect_language(text),
+        tokens=tuple(tokens),
+        keywords=tuple(extract_keywords(tokens)),
+    )
+
+
+def idf_percentile(q: float) -> float:
+    """The `q` quantile (0..1) of the base IDF values; used by fit_idf.py."""
+    values = sorted(_read_idf(BASE_IDF_PATH).values())
+    return values[min(len(values) - 1, max(0, math.floor(q * len(values))))]

@@ -1,0 +1,875 @@
+"""`vocflow bench`: measured speed of the broker, the stages and the whole pipeline,
+and freshness (event occurred -> visible in the worker's /metrics).
+
+Results are written to docs/benchmarks.md with the date, git revision and
+machine, so speed claims are always tied to a run. Tests never assert
+timings; this is where they live.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import os
+import platform
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+from kafka import KafkaProducer
+from tqdm import tqdm
+
+from vocflow.schemas import ContactEvent, SourceRef
+from vocflow.streams.core import topics as T
+from vocflow.streams.core.admin import ensure_topics
+from vocflow.streams.core.settings import Settings
+from vocflow.streams.privacy.pii import mask_pii
+from vocflow.streams.stages.enrich import enrich
+from vocflow.streams.stages.normalize import normalize
+from vocflow.streams.stages.rules import load_rules
+from vocflow.streams.stages.tagging import tag
+from vocflow.streams.stages.voc import analyse_and_route
+from vocflow.streams.tools import broker
+from vocflow.streams.tools.demo import fetch_json, stop_process, wait_healthy
+from vocflow.streams.tools.traffic import Raw, contact_lifecycle, generate
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUT = ROOT / "docs" / "benchmarks.md"
+E2E_TIMEOUT_S = 1200.0
+
+
+@dataclass
+class Result:
+    name: str
+    value: float
+    unit: str
+    note: str = ""
+    fmt: str = ",.0f"  # format of the value column
+
+
+@dataclass
+class Section:
+    title: str
+    method: str
+    results: list[Result] = field(default_factory=list)
+
+
+def event_mix(n: int, seed: int = 42) -> list[Raw]:
+    """The same mix the demo sends: whole lifecycles, 1 % malformed."""
+    return list(itertools.islice(generate(seed=seed, malformed_ratio=0.01, max_bytes=100_000), n))
+
+
+def java_tool(main_class: str, args: list[str], stdin: str | None = None) -> str:
+    """Run a Kafka command-line tool from the broker's jars; its stdout (UTF-8 both ways)."""
+    classpath = str(broker.fetch() / "*")
+    result = subprocess.run(
+        [
+            "java",
+            "-Xmx1g",
+            "-Dfile.encoding=UTF-8",
+            "-Dstdout.encoding=UTF-8",
+            "-Dlog4j.configuration=file:" + str(broker.DEPLOY_DIR / "log4j.properties"),
+            "-Dkafka.logs.dir=" + tempfile.gettempdir(),
+            "-cp",
+            classpath,
+            main_class,
+            *args,
+        ],
+        input=stdin,
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        check=False,
+        timeout=900,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{main_class} failed: {result.stderr[-1500:]}")
+    return result.stdout
+
+
+def bench_broker(settings: Settings, records: list[Raw], prefix: str) -> Section:
+    section = Section(
+        "Broker limit (no processing)",
+        "Kafka's own ProducerPerformance / ConsumerPerformance (kafka-tools "
+        f"{broker.KAFKA_VERSION}) with the event mix as payloads, acks=all, one topic of "
+        f"{settings.partitions} partitions; then kafka-python producing the same records, "
+        "as a Python channel adapter would.",
+    )
+    topic = f"{prefix}bench.broker"
+    _create(settings, topic)
+    valid = [r.value for r in records if b"\n" not in r.value and len(r.value) < 10_000]
+    with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as f:
+        f.write(b"\n".join(valid))
+        payloads = f.name
+    out = java_tool(
+        "org.apache.kafka.tools.ProducerPerformance",
+        [
+            "--topic",
+            topic,
+            "--num-records",
+            str(len(records)),
+            "--payload-file",
+            payloads,
+            "--throughput",
+            "-1",
+            "--producer-props",
+            f"bootstrap.servers={settings.bootstrap_servers}",
+            "acks=all",
+            "linger.ms=5",
+            "batch.size=262144",
+        ],
+    )
+    os.unlink(payloads)
+    last = out.strip().splitlines()[-1]
+    m = re.search(
+        r"([\d.]+) records/sec \(([\d.]+) MB/sec\).*?([\d.]+) ms avg latency.*?"
+        r"(\d+) ms 99th",
+        last,
+    )
+    if m:
+        section.results.append(
+            Result(
+                "Java producer",
+                float(m.group(1)),
+                "events/s",
+                f"{m.group(2)} MB/s, p99 latency {m.group(4)} ms",
+            )
+        )
+    out = java_tool(
+        "org.apache.kafka.tools.ConsumerPerformance",
+        [
+            "--bootstrap-server",
+            settings.bootstrap_servers,
+            "--topic",
+            topic,
+            "--messages",
+            str(len(records)),
+            "--timeout",
+            "60000",
+        ],
+    )
+    row = out.strip().splitlines()[-1].split(",")
+    section.results.append(
+        Result("Java consumer", float(row[5]), "events/s", f"{float(row[3]):.1f} MB/s")
+    )
+    topic_py = f"{prefix}bench.python"
+    _create(settings, topic_py)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers.split(","),
+        acks="all",
+        linger_ms=5,
+        batch_size=262144,
+        max_request_size=4 * 1024 * 1024,
+    )
+    started = time.perf_counter()
+    for r in tqdm(records, desc="kafka-python produce", unit="ev", leave=False):
+        producer.send(topic_py, key=r.key, value=r.value)
+    producer.flush()
+    elapsed = time.perf_counter() - started
+    producer.close()
+    section.results.append(
+        Result("kafka-python producer", len(records) / elapsed, "events/s", "acks=all, linger 5 ms")
+    )
+    return section
+
+
+def _create(settings: Settings, topic: str) -> None:
+    from kafka.admin import NewTopic
+
+    from vocflow.streams.core.admin import connect_admin
+
+    admin = connect_admin(settings)
+    try:
+        admin.create_topics([NewTopic(topic, settings.partitions, settings.replication_factor)])
+    finally:
+        admin.close()
+
+
+def bench_stage(name: str, fn: Callable[[Raw], object], records: list[Raw]) -> Result:
+    """Events per second of one stage function on one core, best of three passes."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for r in records:
+            fn(r)
+        best = min(best, time.perf_counter() - started)
+    return Result(name, len(records) / best, "events/s", "one core, best of 3 passes")
+
+
+def voc_events(n: int) -> list[ContactEvent]:
+    """Contact texts from the labelled evaluation set (written, varied, some with PII)."""
+    path = ROOT / "tests" / "data" / "voc_labelled.jsonl"
+    labelled = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    at = datetime(2026, 11, 23, 2, tzinfo=UTC)
+    return [
+        ContactEvent(
+            event_id=f"b{i}",
+            contact_id=f"b{i}",
+            customer_id=f"C{i % 997}",
+            channel=labelled[i % len(labelled)]["channel"],
+            event_type="message",
+            occurred_at=at,
+            text=labelled[i % len(labelled)]["text"],
+        )
+        for i in range(n)
+    ]
+
+
+def bench_stages(records: list[Raw], settings: Settings) -> Section:
+    source = SourceRef(topic="contacts.raw", partition=0, offset=0)
+    section = Section(
+        "Stages alone",
+        "Plain stage functions in one process, no Kafka: the ceiling each stage puts on one "
+        "worker core. normalize runs over the event mix; the voice-of-customer stages over "
+        "the 462 written contact texts of tests/data/voc_labelled.jsonl, cycled.",
+    )
+    section.results.append(bench_stage("normalize", lambda r: normalize(r.value, source), records))
+    events = voc_events(min(len(records), 20_000))
+    rules = load_rules(settings.rules_path)
+    now = datetime.now(UTC)
+    enrich(events[0], {}, now)  # load dictionaries and models once
+    texts = [
+        bench_stage("mask_pii", lambda e: mask_pii(e.text), events),
+        bench_stage(
+            "enrich (mask + jieba + keywords + sentiment)", lambda e: enrich(e, {}, now), events
+        ),
+    ]
+    enriched = [enrich(e, {}, now) for e in events]
+    texts.append(bench_stage("tag (rules)", lambda c: tag(c, rules), enriched))
+    last: dict = {}
+    texts.append(
+        bench_stage(
+            "enrich + tag + repeat + route",
+            lambda e: analyse_and_route(e, {}, rules, now, last.get, False, timedelta(hours=24)),
+            events,
+        )
+    )
+    for r in texts:
+        r.unit = "texts/s"
+    section.results += texts
+    return section
+
+
+def bench_webhook(settings: Settings) -> Section:
+    from vocflow.streams.tools.ingest_bench import bench_ingest
+
+    section = Section(
+        "Webhook ingestion",
+        "`wrk` (Debian package) on loopback against `vocflow ingest`: one signed CTI event per "
+        "POST; every 202 waits for the Kafka ack (acks=all, idempotent producer). wrk, ingest "
+        "and the broker share the machine.",
+    )
+    for name, value, unit, note in bench_ingest(settings):
+        section.results.append(Result(name, value, unit, note))
+    return section
+
+
+def bench_end_to_end(settings: Settings, records: list[Raw], prefix: str, data: Path) -> Section:
+    section = Section(
+        "End to end",
+        f"{len(records):,} raw events already in contacts.raw; one `vocflow worker` process "
+        "(Faust agents + in-process ClickHouse sink, embedded chdb) is started and timed until "
+        "every event is through normalize, every contact with text is routed to its "
+        "department, and every row is in ClickHouse (FINAL counts).",
+    )
+    env = _worker_env(settings, prefix, data)
+    ensure_topics(settings.model_copy(update={"topic_prefix": prefix}))
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers.split(","),
+        acks="all",
+        linger_ms=5,
+        batch_size=262144,
+        max_request_size=4 * 1024 * 1024,
+    )
+    for r in tqdm(records, desc="load contacts.raw", unit="ev", leave=False):
+        producer.send(f"{prefix}{T.RAW.name}", key=r.key, value=r.value)
+    producer.flush()
+    producer.close()
+    expected_valid = sum(r.valid for r in records)
+    expected_routed = len(
+        {
+            r.key
+            for r in records
+            if r.valid and b'"event_type":"offered"' in r.value and b'"text"' in r.value
+        }
+    )
+    proc = _start_worker(env, data)
+    try:
+        started = time.perf_counter()
+        wait_healthy(settings, proc)
+        ready = time.perf_counter()
+        bar = tqdm(total=len(records), desc="end to end", unit="ev", leave=False)
+        peak_rss = 0
+        while True:
+            stats = fetch_json(f"{settings.web_url}/api/stats")
+            seen = stats.get("stages", {}).get("normalize", {}).get("in", 0)
+            rows = stats.get("clickhouse", {})
+            bar.update(seen - bar.n)
+            peak_rss = max(peak_rss, _rss_mib(proc.pid))
+            if (
+                seen >= len(records)
+                and rows.get("contact_events", 0) >= expected_valid
+                and rows.get("routing_log", 0) >= expected_routed
+            ):
+                break
+            if time.perf_counter() - started > E2E_TIMEOUT_S:
+                raise RuntimeError(f"end-to-end run incomplete after {E2E_TIMEOUT_S:.0f}s: {stats}")
+            time.sleep(2.0)  # /api/stats counts with FINAL: do not load the worker
+        done = time.perf_counter()
+        bar.close()
+    finally:
+        stop_process(proc)
+    section.results += [
+        Result(
+            "raw -> events + VOC routing + facts + ClickHouse",
+            len(records) / (done - ready),
+            "events/s",
+            f"{done - ready:.1f} s after the worker answered (start-up {ready - started:.1f} s); "
+            f"{expected_routed:,} contacts routed",
+        ),
+        Result("worker peak RSS", peak_rss, "MiB", "sampled every 2 s"),
+    ]
+    return section
+
+
+def _worker_env(settings: Settings, prefix: str, data: Path, **extra: str) -> dict[str, str]:
+    """Environment of a benchmarked `vocflow worker`: own topics, group and data dir."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOCFLOW_")}
+    env.update(
+        {
+            "VOCFLOW_KAFKA_BOOTSTRAP": settings.bootstrap_servers,
+            "VOCFLOW_TOPIC_PREFIX": prefix,
+            "VOCFLOW_APP_ID": prefix.rstrip("."),
+            "VOCFLOW_DATA_DIR": str(data),
+            "VOCFLOW_WEB_PORT": str(settings.web_port),
+            "VOCFLOW_LOG_LEVEL": "warning",
+            **extra,
+        }
+    )
+    return env
+
+
+def _start_worker(env: dict[str, str], data: Path) -> subprocess.Popen:
+    data.mkdir(parents=True, exist_ok=True)
+    with (data / "worker.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "vocflow.streams.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+# ---- freshness: event occurred -> visible in the worker's /metrics --------------------
+
+# What the freshness bench reads from /metrics: short name -> (metric, exact labels).
+FRESHNESS_SERIES: dict[str, tuple[str, dict[str, str]]] = {
+    "normalize": ("vocflow_stage_events_in_total", {"stage": "normalize"}),
+    "normalized": (
+        "vocflow_stage_events_out_total",
+        {"stage": "normalize", "topic": "contacts.events"},
+    ),
+    "facts": ("vocflow_stage_events_in_total", {"stage": "facts"}),
+    "clickhouse": ("vocflow_sink_rows_total", {"table": "contact_events"}),
+    "kpi": (
+        "vocflow_contacts",
+        {"interval": "today", "queue": "", "channel": "", "department": ""},
+    ),
+    "refreshed": ("vocflow_kpi_refreshed_timestamp_seconds", {}),
+}
+# (stage, series, what the series must reach to include a batch), in pipeline order:
+# "events" = events sent so far, "contacts" = new contacts so far, "folds" = events plus
+# routing decisions (the facts agent consumes both; every new contact carries text and is
+# routed once, as bench_end_to_end also assumes).
+FRESHNESS_STAGES = (
+    ("worker consumed (normalize in)", "normalize", "events"),
+    ("normalized (normalize out to contacts.events)", "normalized", "events"),
+    ("folded (facts agent in: events + routing decisions)", "facts", "folds"),
+    ("in ClickHouse (contact_events rows)", "clickhouse", "events"),
+    ('KPI gauge vocflow_contacts{interval="today"}', "kpi", "contacts"),
+)
+# (new contacts per second, seconds): idle-ish, moderate, a few hundred events/s.
+FRESHNESS_RUNS = ((1.0, 60.0), (30.0, 60.0), (100.0, 60.0))
+FRESHNESS_POLL_S = 0.1
+FRESHNESS_DRAIN_S = 60.0  # polling goes on this long after the last send at most
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def scrape_values(
+    text: str, series: dict[str, tuple[str, dict[str, str]]] = FRESHNESS_SERIES
+) -> dict[str, float]:
+    """Values of the wanted series in a Prometheus text exposition (exact label sets)."""
+    names = {name for name, _ in series.values()}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line[0] == "#":
+            continue
+        head, _, value = line.rpartition(" ")
+        name, _, labels = head.partition("{")
+        if name not in names:
+            continue
+        found = dict(_LABEL.findall(labels))
+        for key, (wanted, wanted_labels) in series.items():
+            if name == wanted and found == wanted_labels:
+                out[key] = float(value)
+    return out
+
+
+def first_visible(
+    marks: list[tuple[float, float]], polls: list[tuple[float, float]]
+) -> list[float | None]:
+    """Seconds from each mark to the first poll that shows it.
+
+    marks: (when a batch was published, value the series must reach to include it);
+    polls: (when a /metrics answer arrived, the series' value), in time order. A mark
+    is visible at the first poll at or after its time whose value is >= its target;
+    None when no poll shows it.
+    """
+    out: list[float | None] = []
+    for at, target in marks:
+        seen = next((t for t, v in polls if t >= at and v >= target), None)
+        out.append(None if seen is None else seen - at)
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))  # ceil(n * q / 100), at least 1
+    return ordered[int(rank) - 1]
+
+
+@dataclass
+class Spread:
+    p50: float
+    p95: float
+    max: float
+    n: int
+    missing: int
+
+
+def spread(latencies: list[float | None]) -> Spread | None:
+    """p50/p95/max over all batches; a batch never seen counts as infinitely late."""
+    if not latencies:
+        return None
+    values = [math.inf if x is None else x for x in latencies]
+    return Spread(
+        percentile(values, 50),
+        percentile(values, 95),
+        max(values),
+        len(values),
+        sum(x is None for x in latencies),
+    )
+
+
+def _seconds(x: float) -> str:
+    return f"{x:.2f} s" if math.isfinite(x) else "not seen"
+
+
+@dataclass
+class _Batch:
+    sent: float
+    events: int  # cumulative, this batch included
+    contacts: int  # cumulative new contacts
+    folds: int  # cumulative events + contacts to be routed (facts agent input)
+    left: int
+    acked: float | None = None
+    failed: int = 0
+
+
+class _Poller(threading.Thread):
+    """GETs /metrics every FRESHNESS_POLL_S; keeps (answer time, values)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.polls: list[tuple[float, dict[str, float]]] = []
+        self.errors = 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        due = time.time()
+        while not self.halt.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as response:
+                    text = response.read().decode()
+                self.polls.append((time.time(), scrape_values(text)))
+            except OSError:
+                self.errors += 1
+            due = max(due + FRESHNESS_POLL_S, time.time())
+            self.halt.wait(max(0.0, due - time.time()))
+
+    def last(self) -> dict[str, float]:
+        return self.polls[-1][1] if self.polls else {}
+
+    def series(self, key: str, since: float) -> list[tuple[float, float]]:
+        return [(t, v.get(key, 0.0)) for t, v in self.polls if t >= since]
+
+
+def _wait_for(poller: _Poller, ok: Callable[[dict[str, float]], bool], timeout: float) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if ok(poller.last()):
+            return True
+        time.sleep(FRESHNESS_POLL_S)
+    return False
+
+
+def _publish_live(
+    producer: KafkaProducer, topic: str, contacts_per_s: float, seconds: float, seed: str
+) -> list[_Batch]:
+    """Contacts arrive at random (Poisson) and play their lifecycles in real time: each
+    event is sent when due, stamped occurred_at = the moment it is sent."""
+    rng = random.Random(seed)
+    due: list[tuple[float, int, dict]] = []
+    order = itertools.count()
+    batches: list[_Batch] = []
+    events = contacts = routed = created = 0
+    started = time.time()
+    arrival = started
+    tick = started
+    while tick < started + seconds:
+        now = time.time()
+        while arrival <= now:
+            created += 1
+            life = contact_lifecycle(
+                rng, f"F{seed}-{created:07d}", datetime.fromtimestamp(arrival, UTC)
+            )
+            for ev in life:
+                at = datetime.fromisoformat(str(ev["occurred_at"])).timestamp()
+                heapq.heappush(due, (at, next(order), ev))
+            arrival += rng.expovariate(contacts_per_s)
+        ready = []
+        while due and due[0][0] <= now:
+            ready.append(heapq.heappop(due)[2])
+        if ready:
+            stamp = datetime.fromtimestamp(now, UTC).isoformat()
+            events += len(ready)
+            contacts += sum(ev["event_type"] == "offered" for ev in ready)
+            routed += sum(ev["event_type"] == "offered" and bool(ev.get("text")) for ev in ready)
+            batch = _Batch(now, events, contacts, events + routed, left=len(ready))
+            batches.append(batch)
+
+            def acked(_meta: object, b: _Batch = batch) -> None:
+                b.left -= 1
+                if b.left == 0:
+                    b.acked = time.time()
+
+            def failed(_exc: BaseException, b: _Batch = batch) -> None:
+                b.failed += 1
+
+            for ev in ready:
+                ev["occurred_at"] = stamp
+                future = producer.send(
+                    topic, key=str(ev["contact_id"]).encode(), value=orjson.dumps(ev)
+                )
+                future.add_callback(acked)
+                future.add_errback(failed)
+        tick += FRESHNESS_POLL_S
+        time.sleep(max(0.0, tick - time.time()))
+    producer.flush()
+    return batches
+
+
+def _wait_topics_visible(settings: Settings, timeout: float = 60.0) -> None:
+    """New topics take seconds to show in a loaded broker's metadata; a worker started
+    before that can sit without partitions, so wait until every one describes."""
+    from vocflow.streams.core.admin import connect_admin
+
+    names = [T.Topics(settings).name(spec) for spec in T.ALL]
+    admin = connect_admin(settings)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            missing = [d for d in admin.describe_topics(names) if d["error_code"] != 0]
+            if not missing or time.time() > deadline:
+                return
+            time.sleep(0.5)
+    finally:
+        admin.close()
+
+
+def _freshness_run(
+    settings: Settings, prefix: str, data: Path, contacts_per_s: float, seconds: float
+) -> list[Result]:
+    """One worker, fresh topics and ClickHouse; live traffic for `seconds`."""
+    own = settings.model_copy(update={"topic_prefix": prefix})
+    ensure_topics(own)
+    _wait_topics_visible(own)
+    env = _worker_env(
+        settings,
+        prefix,
+        data,
+        VOCFLOW_KPI_REFRESH_SECONDS=str(settings.kpi_refresh_seconds),
+        VOCFLOW_SINK_FLUSH_SECONDS=str(settings.sink_flush_seconds),
+    )
+    topic = f"{prefix}{T.RAW.name}"
+    seed = prefix.rstrip(".")
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers.split(","), acks="all", linger_ms=5
+    )
+    proc = _start_worker(env, data)
+    poller = _Poller(f"{settings.web_url}/metrics")
+    try:
+        wait_healthy(settings, proc)
+        poller.start()
+        # Warm-up: one contact must reach the KPI gauge (sink assigned, first refresh done).
+        warm = contact_lifecycle(random.Random(0), f"W{seed}", datetime.now(UTC))[:2]
+        for ev in warm:
+            producer.send(topic, key=str(ev["contact_id"]).encode(), value=orjson.dumps(ev))
+        producer.flush()
+        if not _wait_for(poller, lambda v: v.get("kpi", 0) >= 1, 180.0):
+            log = (data / "worker.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(
+                f"freshness: warm-up contact not on /metrics: {poller.last()}; worker log:\n{log}"
+            )
+        # ... and its routing decision reach the facts agent (not fatal: a stage count).
+        _wait_for(poller, lambda v: v.get("facts", 0) >= len(warm) + 1, 10.0)
+        base = poller.last()
+        batches = _publish_live(producer, topic, contacts_per_s, seconds, seed)
+        last = batches[-1]
+        drain = FRESHNESS_DRAIN_S
+        _wait_for(
+            poller,
+            lambda v: (
+                v.get("kpi", 0) >= base.get("kpi", 0) + last.contacts
+                and v.get("clickhouse", 0) >= base.get("clickhouse", 0) + last.events
+            ),
+            drain,
+        )
+        time.sleep(2 * FRESHNESS_POLL_S)
+    finally:
+        poller.halt.set()
+        producer.close()
+        stop_process(proc)
+    poller.join(15)
+    load = os.getloadavg()[0]
+    consumed = max(
+        (v for t, v in poller.series("normalize", 0.0) if t <= last.sent),
+        default=base.get("normalize", 0.0),
+    ) - base.get("normalize", 0.0)
+    sent_from = batches[0].sent
+    duration = batches[-1].sent - sent_from + FRESHNESS_POLL_S
+    label = f"{contacts_per_s:g} contacts/s"
+    results = [
+        Result(
+            f"{label}: live traffic published",
+            last.events / duration,
+            "events/s",
+            f"{last.contacts:,} new contacts ({last.contacts / duration:,.1f}/s, Poisson "
+            f"arrivals) and {last.events:,} events in {duration:.0f} s, {len(batches):,} "
+            f"batches; send failures: {sum(b.failed for b in batches)}; when the last batch "
+            f"was sent the worker had consumed {consumed:,.0f} of them; machine load "
+            f"average (1 min) at the end: {load:.1f}",
+        )
+    ]
+    acks = [None if b.acked is None else b.acked - b.sent for b in batches]
+    stages = [("Kafka ack (acks=all, per batch)", acks)]
+    for name, key, unit in FRESHNESS_STAGES:
+        # A batch without a new contact adds nothing to the gauge: only new-contact batches.
+        wanted = [
+            b
+            for i, b in enumerate(batches)
+            if unit != "contacts" or b.contacts > (batches[i - 1].contacts if i else 0)
+        ]
+        marks = [(b.sent, base.get(key, 0.0) + getattr(b, unit)) for b in wanted]
+        stages.append((name, first_visible(marks, poller.series(key, sent_from))))
+    for name, latencies in stages:
+        s = spread(latencies)
+        if s is None:
+            continue
+        note = f"p95 {_seconds(s.p95)}, max {_seconds(s.max)} over {s.n:,} batches"
+        if s.missing:
+            note += (
+                f"; {s.missing:,} not seen by the end of polling ({drain:.0f} s after the last "
+                "send), counted as infinitely late"
+            )
+        results.append(Result(f"{label}: occurred -> {name}", s.p50, "s p50", note, fmt=",.2f"))
+    refreshed = sorted({v["refreshed"] for _, v in poller.polls if v.get("refreshed")})
+    gaps = [b - a for a, b in itertools.pairwise(refreshed) if a >= sent_from]
+    if gaps:
+        results.append(
+            Result(
+                f"{label}: KPI refresh interval observed",
+                percentile(gaps, 50),
+                "s p50",
+                f"max {max(gaps):.1f} s between vocflow_kpi_refreshed_timestamp_seconds "
+                f"values (pause VOCFLOW_KPI_REFRESH_SECONDS={settings.kpi_refresh_seconds:g} "
+                "+ the round itself)",
+                fmt=",.1f",
+            )
+        )
+    if poller.errors:
+        results[0].note += f"; /metrics polls failed: {poller.errors}"
+    return results
+
+
+def bench_freshness(
+    settings: Settings,
+    prefix: str,
+    data: Path,
+    runs: tuple[tuple[float, float], ...] = FRESHNESS_RUNS,
+) -> Section:
+    section = Section(
+        "Freshness (event occurred -> visible in /metrics)",
+        "A fresh `vocflow worker` (Faust agents + in-process ClickHouse sink, embedded chdb) "
+        "per run, on its own topics. Live traffic: contacts arrive at random (Poisson) and "
+        "play the demo's lifecycles in real time (offered with text, queued, answered or "
+        "abandoned, ...); every "
+        f"{FRESHNESS_POLL_S * 1000:.0f} ms the due events are sent by kafka-python (acks=all, "
+        "linger 5 ms) with `occurred_at` = the send time. A thread GETs the worker's "
+        f"/metrics every {FRESHNESS_POLL_S * 1000:.0f} ms; a batch is visible at a stage at "
+        "the first answer (time of its arrival) whose counter reached the cumulative count "
+        "including that batch (events; events + routing decisions for the facts agent; new "
+        "contacts for the KPI gauge). Resolution: the poll interval. A batch not seen "
+        f"{FRESHNESS_DRAIN_S:.0f} s after the last send counts as infinitely late; when "
+        "the worker falls behind, freshness grows through the run, so its figures then "
+        "depend on the run length. "
+        "KPI refresh: a pause of "
+        f"{settings.kpi_refresh_seconds:g} s (VOCFLOW_KPI_REFRESH_SECONDS, or twice the "
+        "last round's duration if longer) between rounds; sink flush: "
+        f"{settings.sink_flush_seconds:g} s (VOCFLOW_SINK_FLUSH_SECONDS). The publisher, "
+        "the worker and the broker share the machine.",
+    )
+    for i, (rate, seconds) in enumerate(runs):
+        run_prefix = f"{prefix.rstrip('.')}f{i}."
+        section.results += _freshness_run(settings, run_prefix, data / f"run{i}", rate, seconds)
+    return section
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    m = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(m.group(1)) / 1024 if m else 0.0
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def git_revision() -> str:
+    result = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return (result.stdout.strip() or "unknown") + (" (with local changes)" if dirty else "")
+
+
+def render(sections: list[Section], events: int | None) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`vocflow bench`); do not edit by hand. Tests check "
+        "correctness only; speed and memory are measured here.",
+        "",
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- git revision: {git_revision()}",
+        f"- machine: {machine()}",
+        f"- Kafka: {broker.KAFKA_VERSION} (local single-node KRaft broker, loopback)",
+    ]
+    if events is not None:
+        lines.append(
+            f"- events per run: {events:,} (the demo's mix: contact lifecycles, 1 % malformed)"
+        )
+    lines += [
+        f"- bench process peak RSS: "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB",
+        "",
+    ]
+    for section in sections:
+        lines += [
+            f"## {section.title}",
+            "",
+            section.method,
+            "",
+            "| measure | value | unit | note |",
+            "|---|---:|---|---|",
+        ]
+        for r in section.results:
+            value = f"{r.value:{r.fmt}}" if math.isfinite(r.value) else "not seen"
+            lines.append(f"| {r.name} | {value} | {r.unit} | {r.note} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+SECTIONS = ("broker", "stages", "webhook", "end-to-end", "freshness")
+
+
+def run_bench(
+    settings: Settings,
+    events: int,
+    output: Path = OUTPUT,
+    only: tuple[str, ...] = SECTIONS,
+    freshness_runs: tuple[tuple[float, float], ...] = FRESHNESS_RUNS,
+) -> Path:
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown bench section(s): {', '.join(sorted(unknown))}")
+    local = broker.local_broker(settings)
+    started_broker = settings.uses_local_broker and local.up()
+    prefix = f"bench{uuid.uuid4().hex[:6]}."
+    sections: list[Section] = []
+    uses_events = bool({"broker", "stages", "end-to-end"} & set(only))
+    try:
+        records: list[Raw] = []
+        if uses_events:
+            print(f"generating {events:,} events ...", flush=True)
+            records = event_mix(events)
+        if "broker" in only:
+            sections.append(bench_broker(settings, records, prefix))
+        if "stages" in only:
+            sections.append(bench_stages(records, settings))
+        if "webhook" in only:
+            sections.append(bench_webhook(settings))
+        with tempfile.TemporaryDirectory(prefix="vocflow-bench-") as data:
+            if "end-to-end" in only:
+                sections.append(bench_end_to_end(settings, records, prefix, Path(data)))
+            if "freshness" in only:
+                sections.append(
+                    bench_freshness(settings, prefix, Path(data) / "freshness", freshness_runs)
+                )
+    finally:
+        if started_broker:
+            local.down()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(sections, events if uses_events else None), encoding="utf-8")
+    for section in sections:
+        for r in section.results:
+            print(f"{section.title[:30]:<30} {r.name[:60]:<60} {r.value:>12{r.fmt}} {r.unit}")
+    return output
