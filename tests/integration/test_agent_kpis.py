@@ -2,7 +2,7 @@
 (and corrected by a second load), agent and contact events with known timings
 -> /api/agents with hand-computed values; then agent_intervals written from
 the worker's ClickHouse. The scenario and its expected values are those of
-tests/unit/test_agent_kpis.py, placed 40 minutes before now."""
+tests/unit/sinks/test_agent_kpis.py, placed 40 minutes before now."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from tests.integration.conftest import (
     wait_for,
     worker_env,
 )
-from tests.unit.test_agent_kpis import (
+from tests.unit.sinks.test_agent_kpis import (
     EXPECTED_AGENTS,
     EXPECTED_BOTTOM,
     TEAMS,

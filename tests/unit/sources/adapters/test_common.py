@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.adapters.conftest import tel
+from tests.unit.sources.adapters.conftest import tel
 from vocflow.schemas import Reason
 from vocflow.schemas.source.contact import MAX_TEXT_CHARS
 from vocflow.streams.privacy.pseudonyms import pseudonym

@@ -10,7 +10,7 @@ from typing import Any
 from vocflow.schemas import ContactEvent
 from vocflow.streams.privacy import pseudonyms
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "channels"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "channels"
 
 
 def load(relative: str) -> bytes:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.unit.adapters.conftest import FIXTURES, validated
+from tests.unit.sources.adapters.conftest import FIXTURES, validated
 from vocflow.streams.sources.adapters import ADAPTERS, AdapterError
 
 MUTANTS_PER_FIXTURE = 60

@@ -17,7 +17,7 @@ from vocflow.streams.core.settings import Settings
 from vocflow.streams.sources.adapters import ADAPTERS
 from vocflow.streams.sources.ingest import SERVICE, Source, create_app, signed_headers
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "channels"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "channels"
 SECRET = "0123456789abcdef-secret"
 SOURCES = {
     "cti-main": Source("cti-main", SECRET.encode(), frozenset({"cti", "sms", "wechat", "email"}))

@@ -19,7 +19,7 @@ from vocflow.streams.tools.evaluate import (
     sentiment_class,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LABELLED = ROOT / "tests" / "data" / "voc_labelled.jsonl"
 DEFAULT_RULES = ROOT / "streams" / "data" / "default_rules.yaml"
 

@@ -12,7 +12,7 @@ from vocflow.schemas.source.contact import ContactEvent
 from vocflow.streams.stages.rules import RuleSet, load_rules
 from vocflow.streams.stages.tagging import matching_rules, tag
 
-DEFAULT_RULES = Path(__file__).resolve().parents[2] / "streams" / "data" / "default_rules.yaml"
+DEFAULT_RULES = Path(__file__).resolve().parents[3] / "streams" / "data" / "default_rules.yaml"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 

@@ -7,7 +7,7 @@ import base64
 import orjson
 import pytest
 
-from tests.unit.adapters.conftest import expected_event_id, hmac_hex, load, validated
+from tests.unit.sources.adapters.conftest import expected_event_id, hmac_hex, load, validated
 from vocflow.streams.sources.adapters import AdapterError, AdapterReason, parse_email
 from vocflow.streams.sources.adapters.common import make_contact_id
 from vocflow.streams.sources.adapters.mail import html_to_text, strip_quoted

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.adapters.conftest import expected_event_id, load, validated
+from tests.unit.sources.adapters.conftest import expected_event_id, load, validated
 from vocflow.streams.sources.adapters import AdapterError, AdapterReason, parse_wechat
 from vocflow.streams.sources.adapters.common import make_contact_id
 

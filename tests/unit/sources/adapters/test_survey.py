@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.unit.adapters.conftest import expected_event_id, load, summary, validated
+from tests.unit.sources.adapters.conftest import expected_event_id, load, summary, validated
 from vocflow.streams.sources.adapters import AdapterError, AdapterReason, parse_survey
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.unit.adapters.conftest import expected_event_id, load, summary, tel, validated
+from tests.unit.sources.adapters.conftest import expected_event_id, load, summary, tel, validated
 from vocflow.streams.sources.adapters import AdapterError, AdapterReason, parse_freeswitch
 
 SESSION = "8f0e2c8a-1b7d-4a53-9a0c-3f4e5d6c7b81"
