@@ -987,8 +987,3 @@ def main(argv: list[str] | None = None, exit: Callable[[int], None] = sys.exit) 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
     exit(code)
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    main()
