@@ -23,6 +23,7 @@ from vocflow.sinks.clickhouse.store import ClickHouseStore
 from vocflow.sinks.clickhouse.tables import ALL as ALL_TABLES
 from vocflow.sinks.clickhouse.tables import Row, TableSpec
 from vocflow.sinks.prometheus import metrics
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.stages.normalize import dead_letter
@@ -93,20 +94,13 @@ class ClickHouseSink:
                 self.settings.clickhouse_database,
             )
         await loop.run_in_executor(None, self.store.migrate)
-        bootstrap = self.settings.bootstrap_servers
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            max_request_size=8 * 1024 * 1024,
-        )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+        self._producer = kafka_clients.aio_producer(self.settings)
+        self._consumer = kafka_clients.aio_consumer(
+            self.settings,
             group_id=self.group_id,
-            enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=kafka_clients.MAX_PARTITION_FETCH_BYTES,
+            fetch_max_bytes=kafka_clients.MAX_FETCH_BYTES,
         )
         await self._producer.start()
         await self._consumer.start()

@@ -15,6 +15,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from vocflow.sinks.prometheus import metrics
+from vocflow.streams.core import kafka_clients
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,8 @@ class LagMonitor:
     def poll(self) -> dict[tuple[str, str], int]:
         try:
             if self._admin is None:
-                self._admin = KafkaAdminClient(bootstrap_servers=self._bootstrap)
-                self._consumer = KafkaConsumer(bootstrap_servers=self._bootstrap)
+                self._admin = kafka_clients.admin(self._bootstrap)
+                self._consumer = kafka_clients.consumer(self._bootstrap)
             return self._poll()
         except (KafkaError, OSError, ValueError) as exc:
             # Lag is advisory: a failed poll is logged and retried, never fatal.

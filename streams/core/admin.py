@@ -13,13 +13,12 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# The DLQ carries original bytes (up to 4 MiB, base64) plus the reason.
-DLQ_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
 class KafkaUnavailable(Exception):
@@ -29,9 +28,9 @@ class KafkaUnavailable(Exception):
 def connect_admin(settings: Settings, timeout_s: float = 10.0) -> KafkaAdminClient:
     """An admin client, or KafkaUnavailable within about `timeout_s`."""
     try:
-        return KafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers.split(","),
-            client_id=f"{settings.app_id}-admin",
+        return kafka_clients.admin(
+            settings,
+            "admin",
             request_timeout_ms=int(timeout_s * 1000),
             bootstrap_timeout_ms=int(timeout_s * 1000),
         )
@@ -60,7 +59,7 @@ def ensure_topics(settings: Settings, specs: tuple[T.TopicSpec, ...] = T.ALL) ->
                 continue
             configs = topics.configs(spec)
             if spec is T.DLQ:
-                configs = {**configs, "max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}
+                configs = {**configs, "max.message.bytes": str(kafka_clients.MAX_MESSAGE_BYTES)}
             wanted.append(
                 NewTopic(
                     name=name,

@@ -52,6 +52,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.sources.adapters import ADAPTERS, AdapterError
@@ -388,13 +389,9 @@ def kafka_producer(settings: Settings) -> Producer:
     free of duplicates; ``acks="all"`` makes an ack mean the event survives
     the loss of the partition leader.
     """
-    from aiokafka import AIOKafkaProducer
-
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers.split(","),
-        client_id=f"{settings.app_id}-ingest",
-        enable_idempotence=True,
-        acks="all",
+    return kafka_clients.aio_producer(
+        settings,
+        "ingest",
         linger_ms=2,
         compression_type=None,
         max_request_size=max(settings.max_event_bytes + 1024, 1_048_576),

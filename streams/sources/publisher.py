@@ -35,11 +35,11 @@ from types import TracebackType
 from typing import Any
 
 import orjson
-from kafka import KafkaProducer
 from kafka.producer.future import FutureRecordMetadata, RecordMetadata
 from pydantic import ValidationError
 
 from vocflow.schemas import ContactEvent
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -114,9 +114,7 @@ class Publisher:
             "enable_idempotence": True,
             "acks": "all",
         }
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap.split(","), client_id=client_id, **config
-        )
+        self._producer = kafka_clients.producer(bootstrap, client_id=client_id, **config)
 
     def send(
         self,

@@ -43,6 +43,7 @@ from kafka.producer.future import FutureRecordMetadata
 from tqdm import tqdm
 
 from vocflow.schemas import ContactEvent, Payload
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.sources.publisher import EventValidationError, Publisher, validate_event
 
 log = logging.getLogger("vocflow.replay")
@@ -352,9 +353,8 @@ class Replayer:
     @property
     def consumer(self) -> KafkaConsumer:
         if self._consumer is None:
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=self.bootstrap.split(","),
-                enable_auto_commit=False,
+            self._consumer = kafka_clients.consumer(
+                self.bootstrap,
                 client_id="vocflow-replay",
                 max_partition_fetch_bytes=16 * 1024 * 1024,
             )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.admin import KafkaUnavailable, ensure_topics
 from vocflow.streams.core.settings import Settings
@@ -23,11 +23,7 @@ def push_rules(settings: Settings, path: Path, departments: list[str]) -> int:
     ensure_topics(settings, (T.RULES, *(T.department_spec(d) for d in departments)))
     topic = T.Topics(settings).name(T.RULES)
     try:
-        producer = KafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers.split(","),
-            acks="all",
-            max_request_size=4 * 1024 * 1024,
-        )
+        producer = kafka_clients.producer(settings)
     except KafkaError as exc:
         raise KafkaUnavailable(f"cannot publish rules: {exc}") from None
     try:

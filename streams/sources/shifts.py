@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from vocflow.schemas.source.shift import ShiftRecord
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.admin import KafkaUnavailable
 from vocflow.streams.core.settings import Settings
@@ -179,12 +179,7 @@ def publish_shifts(
     """Send every record and wait for Kafka's acknowledgements (acks=all)."""
     topic = T.Topics(settings).name(T.SHIFTS)
     try:
-        producer = KafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers.split(","),
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-        )
+        producer = kafka_clients.producer(settings, enable_idempotence=True, linger_ms=5)
     except KafkaError as exc:
         raise KafkaUnavailable(f"cannot publish shifts: {exc}") from None
     try:

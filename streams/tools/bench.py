@@ -33,6 +33,7 @@ from kafka import KafkaProducer
 from tqdm import tqdm
 
 from vocflow.schemas import ContactEvent, SourceRef
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.admin import ensure_topics
 from vocflow.streams.core.settings import Settings
@@ -167,13 +168,7 @@ def bench_broker(settings: Settings, records: list[Raw], prefix: str) -> Section
     )
     topic_py = f"{prefix}bench.python"
     _create(settings, topic_py)
-    producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers.split(","),
-        acks="all",
-        linger_ms=5,
-        batch_size=262144,
-        max_request_size=4 * 1024 * 1024,
-    )
+    producer = kafka_clients.producer(settings, linger_ms=5, batch_size=262144)
     started = time.perf_counter()
     for r in tqdm(records, desc="kafka-python produce", unit="ev", leave=False):
         producer.send(topic_py, key=r.key, value=r.value)
@@ -287,13 +282,7 @@ def bench_end_to_end(settings: Settings, records: list[Raw], prefix: str, data: 
     )
     env = _worker_env(settings, prefix, data)
     ensure_topics(settings.model_copy(update={"topic_prefix": prefix}))
-    producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers.split(","),
-        acks="all",
-        linger_ms=5,
-        batch_size=262144,
-        max_request_size=4 * 1024 * 1024,
-    )
+    producer = kafka_clients.producer(settings, linger_ms=5, batch_size=262144)
     for r in tqdm(records, desc="load contacts.raw", unit="ev", leave=False):
         producer.send(f"{prefix}{T.RAW.name}", key=r.key, value=r.value)
     producer.flush()
@@ -618,9 +607,7 @@ def _freshness_run(
     )
     topic = f"{prefix}{T.RAW.name}"
     seed = prefix.rstrip(".")
-    producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers.split(","), acks="all", linger_ms=5
-    )
+    producer = kafka_clients.producer(settings, linger_ms=5)
     proc = _start_worker(env, data)
     poller = _Poller(f"{settings.web_url}/metrics")
     try:

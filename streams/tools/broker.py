@@ -257,13 +257,12 @@ def _reap(pid: int) -> None:
 
 
 def _metadata_ready(bootstrap: str) -> bool:
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    from vocflow.streams.core import kafka_clients
+
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=3000, bootstrap_timeout_ms=3000
-        )
+        admin = kafka_clients.admin(bootstrap, request_timeout_ms=3000, bootstrap_timeout_ms=3000)
     except KafkaError:
         return False
     try:

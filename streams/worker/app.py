@@ -25,6 +25,7 @@ from vocflow.sinks.kpi import backlog
 from vocflow.sinks.kpi import service as kpi_service
 from vocflow.sinks.prometheus import metrics
 from vocflow.sinks.prometheus.lag import LagMonitor
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings, fold_config, kpi_targets
 from vocflow.streams.kpi.contributions import delta as kpi_delta
@@ -51,7 +52,6 @@ FACTS_STAGE = "facts"
 BACKLOG_POLL_SECONDS = 15.0
 FACT_EVICTION_SECONDS = 300.0
 ROUTED_MEMORY = timedelta(days=1)  # a contact longer than this may be routed twice
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
 def _raw_topic(app: faust.App, topics: T.Topics, spec: T.TopicSpec) -> faust.TopicT:
@@ -96,7 +96,7 @@ def create_app(
 ) -> VocflowApp:
     app = VocflowApp(
         settings.app_id,
-        broker=[f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(",")],
+        **kafka_clients.faust_broker(settings),
         store="memory://",
         autodiscover=False,
         web_host=settings.web_host,
@@ -105,7 +105,6 @@ def create_app(
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
-        producer_max_request_size=MAX_MESSAGE_BYTES,
         producer_acks=-1,
         # Batch sends a little: per-record requests with acks=all starve the agent.
         producer_linger=0.005,

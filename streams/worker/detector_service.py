@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from vocflow.schemas import RoutingEnvelope
 from vocflow.schemas.derived.alert import VocAlert
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.detect.detector import Observation, PartitionWatermarks, SurgeDetector
@@ -68,16 +69,10 @@ class DetectorService:
         self._behind: set[int] = set()  # partitions with records not counted yet
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            self._routed,
-            bootstrap_servers=self._bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
+        self._consumer = kafka_clients.aio_consumer(
+            self._bootstrap, self._routed, group_id=None, auto_offset_reset="latest"
         )
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True
-        )
+        self._producer = kafka_clients.aio_producer(self._bootstrap)
         await self._consumer.start()
         await self._producer.start()
         self._tasks = [

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from vocflow.schemas import CustomerProfile
 from vocflow.sinks.prometheus import metrics
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.privacy.pseudonyms import safe_id
 from vocflow.streams.stages.rules import RulesError, RuleSet, parse_rules
 
@@ -41,12 +42,8 @@ class CompactedView:
 
     async def start(self) -> None:
         # No group: the consumer is assigned every partition of the topic.
-        self._consumer = AIOKafkaConsumer(
-            self.topic,
-            bootstrap_servers=self._bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+        self._consumer = kafka_clients.aio_consumer(
+            self._bootstrap, self.topic, group_id=None, auto_offset_reset="earliest"
         )
         await self._consumer.start()
         tps: set[TopicPartition] = set()

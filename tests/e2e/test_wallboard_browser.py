@@ -29,7 +29,7 @@ from aiohttp import web
 
 from tests.conftest import free_port
 from tests.e2e.wallboard_helpers import OUTPUT, assert_board, attr, chromium, kpi, val
-from tests.unit.test_wallboard import hot, sample_alert, sample_document
+from tests.unit.wallboard.test_wallboard import hot, sample_alert, sample_document
 from vocflow.streams.wallboard import (
     BoardFilter,
     page_response,

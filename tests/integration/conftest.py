@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
 from tests.conftest import free_port
+from vocflow.streams.core import kafka_clients
 
 
 def worker_env(bootstrap: str, prefix: str, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -101,11 +102,7 @@ def running_worker(env: dict[str, str], log: Path):  # type: ignore[no-untyped-d
 
 def read_topic(bootstrap: str, topic: str) -> list[Any]:
     """Every record currently in `topic`, read as an independent consumer without a group."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-    )
+    consumer = kafka_clients.consumer(bootstrap, max_partition_fetch_bytes=16 * 1024 * 1024)
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in parts]

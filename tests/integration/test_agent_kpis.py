@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
 
 from tests.integration.conftest import (
     get_json,
@@ -41,6 +40,7 @@ from tests.unit.sinks.test_agent_kpis import (
     shift_csv,
 )
 from vocflow.sinks.kpi.agent_kpis import KPIS
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.kpi.intervals import bucket
 from vocflow.streams.sources.publisher import Publisher
 
@@ -138,7 +138,7 @@ def test_schedule_events_and_api_agree_exactly(kafka_bootstrap: str, tmp_path: P
     records = read_topic(kafka_bootstrap, shifts_topic)
     assert len(records) == 12 and len({r.key for r in records}) == 6
 
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    producer = kafka_clients.producer(kafka_bootstrap)
     for event in agent_events(w0):
         producer.send(
             f"{prefix}agents.events",

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from kafka import KafkaProducer
 
 from tests.integration.conftest import (
     get_json,
@@ -23,6 +22,7 @@ from tests.integration.conftest import (
 )
 from vocflow.schemas import DeadLetter
 from vocflow.schemas.publish import JSON_DIR
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.tools.traffic import EXPECTED_REASON, generate
 
 pytestmark = pytest.mark.integration
@@ -48,12 +48,7 @@ def pipeline_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
             generate(seed=11, malformed_ratio=MALFORMED_RATIO, max_bytes=MAX_BYTES), TOTAL
         )
     )
-    producer = KafkaProducer(
-        bootstrap_servers=kafka_bootstrap,
-        acks="all",
-        max_request_size=4 * 1024 * 1024,
-        linger_ms=10,
-    )
+    producer = kafka_clients.producer(kafka_bootstrap, linger_ms=10)
     for r in records:
         producer.send(f"{prefix}contacts.raw", key=r.key, value=r.value)
     producer.flush()

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
 
 from tests.integration.conftest import read_topic, running_worker, vocflow, wait_for, worker_env
 from vocflow.schemas import RoutingEnvelope
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.core.settings import DEFAULT_RULES_FILE
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,7 @@ def test_push_valid_then_invalid_rules(kafka_bootstrap: str, tmp_path: Path) -> 
         .replace("rules:\n", NEW_RULE, 1),
         encoding="utf-8",
     )
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    producer = kafka_clients.producer(kafka_bootstrap)
     raw = f"{prefix}contacts.raw"
     with running_worker(env, tmp_path / "worker.log") as url:
         producer.send(raw, key=b"R1", value=contact(1, "金卡专席怎么转人工，宽带断网了"))

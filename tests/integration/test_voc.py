@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
 
 from tests.conftest import ROOT
 from tests.integration.conftest import (
@@ -26,6 +25,7 @@ from tests.integration.conftest import (
     worker_env,
 )
 from vocflow.schemas import ContactEvent, CustomerProfile, RoutingEnvelope
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.core.settings import DEFAULT_RULES_FILE
 from vocflow.streams.stages.routing import LastIssue, carries_voc_text
 from vocflow.streams.stages.rules import load_rules
@@ -137,7 +137,7 @@ def voc_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> d
             )
     assert all(carries_voc_text(e.event_type, e.text) for e in events)
 
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=10)
+    producer = kafka_clients.producer(kafka_bootstrap, linger_ms=10)
     for p in profiles.values():
         producer.send(
             f"{prefix}customers.profiles",
@@ -166,7 +166,7 @@ def voc_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> d
         wait_for(routed_all, 300, "every contact in routing_log")
         envelopes = {}
         dept_records: list[Any] = []
-        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        admin = kafka_clients.admin(kafka_bootstrap)
         dept_topics = sorted(t for t in admin.list_topics() if t.startswith(f"{prefix}dept."))
         admin.close()
         for topic in dept_topics:

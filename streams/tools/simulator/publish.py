@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
-from kafka import KafkaProducer
 
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.tools.simulator.config import (
@@ -84,13 +84,8 @@ def publish(
     """Send the simulated records; return counts per kind (and 'malformed')."""
     topics = T.Topics(settings)
     names = {kind: topics.name(spec) for kind, spec in TOPIC_OF.items()}
-    producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers.split(","),
-        acks="all",
-        linger_ms=20,
-        batch_size=256 * 1024,
-        max_request_size=4 * 1024 * 1024,
-        client_id="vocflow-simulate",
+    producer = kafka_clients.producer(
+        settings, linger_ms=20, batch_size=256 * 1024, client_id="vocflow-simulate"
     )
     rng = random.Random(config.seed)
     counts: Counter = Counter()

@@ -42,7 +42,7 @@ class FakeKafkaProducer:
 @pytest.fixture()
 def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> type[FakeKafkaProducer]:
     FakeKafkaProducer.instances = []
-    monkeypatch.setattr(P, "KafkaProducer", FakeKafkaProducer)
+    monkeypatch.setattr("kafka.KafkaProducer", FakeKafkaProducer)
     return FakeKafkaProducer
 
 
