@@ -11,7 +11,6 @@ from pydantic import ValidationError
 
 from vocflow.schemas import ShiftRecord
 from vocflow.sinks.clickhouse.tables import AGENT_SHIFTS
-from vocflow.streams.cli import main
 from vocflow.streams.sources.shifts import ShiftFileError, read_shifts, shift_key
 
 pytestmark = pytest.mark.clock
@@ -215,26 +214,3 @@ def test_sink_row() -> None:
     }
     with pytest.raises(ValueError, match="not a ShiftRecord"):
         AGENT_SHIFTS.to_row(b'{"agent_id": "a1"}', 0, 0)
-
-
-def test_cli_refuses_a_bad_file_before_touching_kafka(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # An unreachable bootstrap: validation must fail first, with the line.
-    monkeypatch.setenv("VOCFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:1")
-    path = write(tmp_path, "s.csv", "agent_id,start,end\na1,2026-11-23 10:00,2026-11-23 09:00\n")
-    codes: list[int] = []
-    main(["shifts", "load", str(path)], exit=codes.append)
-    assert codes == [2]
-    err = capsys.readouterr().err
-    assert f"{path}:2: end must be after start" in err
-    assert "nothing was published" in err
-
-
-def test_cli_help_explains_the_format(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        main(["shifts", "load", "--help"])
-    out = capsys.readouterr().out
-    assert "agent_id,team,start,end,activity" in out
-    assert "a1001,billing,2026-11-23 09:00,2026-11-23 12:00,work" in out
-    assert "Asia/Shanghai" in out

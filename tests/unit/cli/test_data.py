@@ -1,15 +1,18 @@
-"""`vocflow simulate` options that shape the run, checked before any Kafka work."""
+"""`vocflow simulate` options that shape the run, and `vocflow shifts load` file
+checks: both before any Kafka work."""
 
 from __future__ import annotations
 
 import argparse
 import time
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from vocflow.streams.cli import build_parser, main, simulate_config
+from vocflow.streams.cli import build_parser, main
+from vocflow.streams.cli.data import simulate_config
 from vocflow.streams.tools.simulator import scenario_windows, simulate
 
 pytestmark = pytest.mark.clock
@@ -61,3 +64,27 @@ def test_from_now_stamps_the_simulated_start_hour_at_now() -> None:
     assert outage.start == NOW + timedelta(minutes=30)
     first = next(r for r in simulate(config) if r.kind == "contact")
     assert NOW <= first.at < NOW + timedelta(minutes=2)
+
+
+def test_shifts_load_refuses_a_bad_file_before_touching_kafka(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unreachable bootstrap: validation must fail first, with the line.
+    monkeypatch.setenv("VOCFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    path = tmp_path / "s.csv"
+    path.write_text("agent_id,start,end\na1,2026-11-23 10:00,2026-11-23 09:00\n", "utf-8")
+    codes: list[int] = []
+    main(["shifts", "load", str(path)], exit=codes.append)
+    assert codes == [2]
+    err = capsys.readouterr().err
+    assert f"{path}:2: end must be after start" in err
+    assert "nothing was published" in err
+
+
+def test_shifts_help_explains_the_format(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["shifts", "load", "--help"])
+    out = capsys.readouterr().out
+    assert "agent_id,team,start,end,activity" in out
+    assert "a1001,billing,2026-11-23 09:00,2026-11-23 12:00,work" in out
+    assert "Asia/Shanghai" in out
