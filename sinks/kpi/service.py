@@ -26,9 +26,10 @@ from prometheus_client import Gauge
 from vocflow.sinks.clickhouse.store import ClickHouseStore
 from vocflow.sinks.kpi import agent_kpis
 from vocflow.sinks.kpi import queries as kpi_queries
-from vocflow.streams.core.settings import Settings, kpi_targets
+from vocflow.streams.core.settings import Settings
 from vocflow.streams.kpi import kpis as K
 from vocflow.streams.kpi.agent_kpis import AgentTimeline, all_agent_times, occupancy
+from vocflow.streams.kpi.config import kpi_targets
 from vocflow.streams.kpi.models import HOUR_MS, ContactFact, Interval, Kpi, from_ms, to_ms
 
 log = logging.getLogger(__name__)

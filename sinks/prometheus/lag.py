@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -17,14 +18,17 @@ from kafka.errors import KafkaError
 from vocflow.sinks.prometheus import metrics
 from vocflow.streams.core import kafka_clients
 
+if TYPE_CHECKING:
+    from vocflow.streams.core.settings import Settings
+
 log = logging.getLogger(__name__)
 
 
 class LagMonitor:
     """Blocking; call `poll()` from a thread every few seconds."""
 
-    def __init__(self, bootstrap: str, groups_topics: dict[str, list[str]]) -> None:
-        self._bootstrap = bootstrap.split(",")
+    def __init__(self, conn: Settings | str, groups_topics: dict[str, list[str]]) -> None:
+        self._conn = conn
         self._groups_topics = groups_topics
         self._admin: KafkaAdminClient | None = None
         self._consumer: KafkaConsumer | None = None
@@ -32,8 +36,8 @@ class LagMonitor:
     def poll(self) -> dict[tuple[str, str], int]:
         try:
             if self._admin is None:
-                self._admin = kafka_clients.admin(self._bootstrap)
-                self._consumer = kafka_clients.consumer(self._bootstrap)
+                self._admin = kafka_clients.admin(self._conn)
+                self._consumer = kafka_clients.consumer(self._conn)
             return self._poll()
         except (KafkaError, OSError, ValueError) as exc:
             # Lag is advisory: a failed poll is logged and retried, never fatal.

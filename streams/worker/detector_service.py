@@ -59,7 +59,7 @@ class DetectorService:
         topics = T.Topics(settings)
         self._routed = topics.name(T.ROUTED)
         self._alerts_topic = topics.name(T.VOC_ALERTS)
-        self._bootstrap = settings.bootstrap_servers
+        self._settings = settings
         self.detector = SurgeDetector()
         self.recent: dict[str, VocAlert] = {}  # alert_id -> latest alert of a live surge
         self._consumer: AIOKafkaConsumer | None = None
@@ -70,9 +70,9 @@ class DetectorService:
 
     async def start(self) -> None:
         self._consumer = kafka_clients.aio_consumer(
-            self._bootstrap, self._routed, group_id=None, auto_offset_reset="latest"
+            self._settings, self._routed, group_id=None, auto_offset_reset="latest"
         )
-        self._producer = kafka_clients.aio_producer(self._bootstrap)
+        self._producer = kafka_clients.aio_producer(self._settings)
         await self._consumer.start()
         await self._producer.start()
         self._tasks = [

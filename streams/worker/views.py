@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
@@ -24,6 +25,9 @@ from vocflow.streams.core import kafka_clients
 from vocflow.streams.privacy.pseudonyms import safe_id
 from vocflow.streams.stages.rules import RulesError, RuleSet, parse_rules
 
+if TYPE_CHECKING:
+    from vocflow.streams.core.settings import Settings
+
 log = logging.getLogger(__name__)
 
 RecordFn = Callable[[bytes | None, bytes | None, dict[str, bytes], int], None]
@@ -32,9 +36,9 @@ RecordFn = Callable[[bytes | None, bytes | None, dict[str, bytes], int], None]
 class CompactedView:
     """Feeds every record of `topic` to `on_record(key, value, headers, offset)`."""
 
-    def __init__(self, bootstrap: str, topic: str, on_record: RecordFn) -> None:
+    def __init__(self, conn: Settings | str, topic: str, on_record: RecordFn) -> None:
         self.topic = topic
-        self._bootstrap = bootstrap
+        self._conn = conn
         self._on_record = on_record
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -43,7 +47,7 @@ class CompactedView:
     async def start(self) -> None:
         # No group: the consumer is assigned every partition of the topic.
         self._consumer = kafka_clients.aio_consumer(
-            self._bootstrap, self.topic, group_id=None, auto_offset_reset="earliest"
+            self._conn, self.topic, group_id=None, auto_offset_reset="earliest"
         )
         await self._consumer.start()
         tps: set[TopicPartition] = set()

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from faust.types import TP
 
+from vocflow.schemas import DeadLetter
 from vocflow.streams.core.settings import load_settings
 from vocflow.streams.kpi.contributions import COUNTERS
 from vocflow.streams.worker.app import create_app
@@ -68,7 +69,7 @@ def test_facts_carry_deltas_and_idle_facts_are_evicted_with_tombstones() -> None
             patch.object(app.assignor, "assigned_actives", return_value=actives),
             patch.object(facts, "send_changelog", side_effect=lambda *a: tombstones.append(a)),
         ):
-            return await app.evict_idle_facts()
+            return await app.facts.evict_idle()
 
     evicted = asyncio.run(scenario())
     facts_out = [orjson.loads(v) for t, _k, v in sent if t == "factstest.contacts.facts"]
@@ -96,3 +97,32 @@ def test_facts_carry_deltas_and_idle_facts_are_evicted_with_tombstones() -> None
     assert evicted == 1
     assert tombstones == [(partition_of("old", settings.partitions), "old", None)]
     assert "old" not in facts.data and "new" in facts.data
+
+
+def test_a_record_the_fold_cannot_read_is_dead_lettered_and_the_agent_goes_on() -> None:
+    settings = load_settings(
+        environ={"VOCFLOW_TOPIC_PREFIX": "factsdlq.", "VOCFLOW_APP_ID": "factsdlq"}
+    )
+    app = create_app(settings)
+    app.finalize()
+    app.flow_control.resume()
+    sent: list[tuple[str, bytes | None, bytes]] = []
+
+    async def fake_send(topic, key=None, value=None, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append((topic.get_topic_name(), key, value))
+
+    async def scenario() -> None:
+        with patch("faust.topics.Topic.send", new=fake_send):
+            async with app.agents["facts"].test_context() as ctx:
+                await ctx.put(b'{"contact_id": 7}', key=b"bad")
+                await ctx.put(event(1, "ok", "offered", 20), key=b"ok")
+
+    asyncio.run(scenario())
+    assert [(t, k) for t, k, _ in sent] == [
+        ("factsdlq.contacts.dlq", b"bad"),
+        ("factsdlq.contacts.facts", b"ok"),
+    ]
+    letter = DeadLetter.model_validate_json(sent[0][2])
+    assert (letter.stage, letter.reason.value) == ("facts", "processing_error")
+    assert letter.original_bytes() == b'{"contact_id": 7}'
+    assert letter.errors[0].type == "ValidationError"

@@ -14,7 +14,8 @@ import orjson
 from vocflow.schemas import ContactEvent, DeadLetter
 from vocflow.sinks.prometheus import metrics
 from vocflow.streams.core.settings import load_settings
-from vocflow.streams.worker.app import counter_values, create_app
+from vocflow.streams.worker.app import create_app
+from vocflow.streams.worker.web import counter_values
 
 GOOD = orjson.dumps(
     {
@@ -93,7 +94,7 @@ def test_bad_events_go_to_dlq_and_the_agent_keeps_going() -> None:
 
 
 def test_stage_crash_becomes_processing_error() -> None:
-    with patch("vocflow.streams.worker.app.normalize", side_effect=RuntimeError("boom")):
+    with patch("vocflow.streams.stages.normalize.normalize", side_effect=RuntimeError("boom")):
         sent = run_agent([GOOD])
     letter = DeadLetter.model_validate_json(sent[0][2])
     assert letter.reason.value == "processing_error"
