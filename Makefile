@@ -54,7 +54,7 @@ demo: setup
 	$(BIN)/vocflow demo $(if $(DURATION),--duration $(DURATION))
 
 test: setup
-	$(BIN)/ruff check streams schemas sinks tests
+	@$(MAKE) --no-print-directory lint
 	$(BIN)/vocflow schemas --check
 	$(BIN)/pytest -m "not clock" $(PYTEST_ARGS)
 	$(BIN)/python -m tests.clock_matrix
@@ -67,8 +67,15 @@ test-clock: setup
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+# ruff, then the import contract of the house plan ([tool.importlinter] in
+# pyproject.toml, docs/architecture.md). import-linter finds packages on
+# sys.path, so the three code folders are linked under one `vocflow/` first.
+IMPORTS_ROOT := build/import-contract
 lint: $(STAMP)
 	$(BIN)/ruff check streams schemas sinks tests
+	@rm -rf $(IMPORTS_ROOT) && mkdir -p $(IMPORTS_ROOT)/vocflow && \
+	  for d in streams sinks schemas; do ln -s "$(CURDIR)/$$d" "$(IMPORTS_ROOT)/vocflow/$$d"; done
+	PYTHONPATH=$(IMPORTS_ROOT) $(BIN)/lint-imports --no-cache
 
 bench: setup
 	$(BIN)/vocflow bench

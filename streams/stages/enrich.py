@@ -16,6 +16,7 @@ from vocflow.schemas import ContactEvent, CustomerProfile, EnrichedContact, Text
 from vocflow.streams.privacy.pii import mask_pii
 from vocflow.streams.privacy.pseudonyms import safe_id
 from vocflow.streams.stages.sentiment import sentiment_score
+from vocflow.streams.stages.tagging import bare_contact
 from vocflow.streams.stages.textanalysis import analyze_text
 
 STAGE = "enrich"
@@ -50,7 +51,5 @@ def enrich(
 def enrich_text(text: str, channel: str) -> EnrichedContact:
     """The real enrichment of a bare text (unknown customer, fixed time): what
     `vocflow eval` feeds the rules, so evaluation sees what production sees."""
-    from vocflow.streams.tools.evaluate import default_prepare
-
-    bare = default_prepare(text, channel)
+    bare = bare_contact(text, channel)
     return enrich(bare.event, {}, bare.enriched_at)

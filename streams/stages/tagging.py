@@ -19,7 +19,10 @@ Semantics (documented in streams/stages/rules.py too):
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from vocflow.schemas.derived.enriched import EnrichedContact, Tags, TagValue, Urgency
+from vocflow.schemas.source.contact import Channel, ContactEvent, EventType
 from vocflow.streams.stages.rules import (
     TAG_FIELDS,
     UNKNOWN_TIER,
@@ -178,3 +181,23 @@ def tag(contact: EnrichedContact, rules: RuleSet) -> Tags:
         urgency_rule_id="+".join([base_rule, *raisers]),
         sla_hours=sla,
     )
+
+
+
+_FIXED_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def bare_contact(text: str, channel: str) -> EnrichedContact:
+    """A contact carrying only the text and channel: what the rules see when
+    text analysis adds nothing (no keywords, neutral sentiment, unknown customer).
+    `vocflow eval` scores the rules alone on it; `enrich_text` enriches it."""
+    event = ContactEvent(
+        event_id="eval-0",
+        contact_id="eval-0",
+        channel=Channel(channel),
+        event_type=EventType.message,
+        occurred_at=_FIXED_TIME,
+        text=text,
+        source="eval",
+    )
+    return EnrichedContact(event=event, enriched_at=_FIXED_TIME)

@@ -17,8 +17,9 @@ Sentiment accuracy uses `sentiment_fn(text) -> score in [-1, 1]` with
 thresholds: positive if score > pos_threshold, negative if < neg_threshold.
 
 Texts reach `tag` through a caller-provided `prepare(text, channel)`, so this
-module does not depend on the text-analysis stages; `default_prepare` builds a
-bare EnrichedContact (no keywords, sentiment 0, unknown customer).
+module does not depend on the text-analysis stages; `default_prepare`
+(`tagging.bare_contact`) builds a bare EnrichedContact (no keywords, sentiment
+0, unknown customer).
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from vocflow.schemas.derived.enriched import EnrichedContact, Tags
-from vocflow.schemas.source.contact import Channel, ContactEvent, EventType
+from vocflow.schemas.source.contact import Channel
 from vocflow.streams.stages.rules import RuleSet
+from vocflow.streams.stages.tagging import bare_contact as default_prepare
 from vocflow.streams.stages.tagging import tag
 
 TAG_LABEL_FIELDS: tuple[str, ...] = (
@@ -49,22 +50,8 @@ SPLITS_ORDER = ("all", "dev", "holdout")
 Prepare = Callable[[str, str], EnrichedContact]
 SentimentFn = Callable[[str], float]
 
-_FIXED_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def default_prepare(text: str, channel: str) -> EnrichedContact:
-    """A contact carrying only the text and channel: what the rules see when
-    text analysis adds nothing (no keywords, neutral sentiment, unknown customer)."""
-    event = ContactEvent(
-        event_id="eval-0",
-        contact_id="eval-0",
-        channel=Channel(channel),
-        event_type=EventType.message,
-        occurred_at=_FIXED_TIME,
-        text=text,
-        source="eval",
-    )
-    return EnrichedContact(event=event, enriched_at=_FIXED_TIME)
 
 
 # --------------------------------------------------------------------- input
