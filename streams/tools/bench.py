@@ -17,7 +17,6 @@ import random
 import re
 import resource
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -43,8 +42,8 @@ from vocflow.streams.stages.normalize import normalize
 from vocflow.streams.stages.rules import load_rules
 from vocflow.streams.stages.tagging import tag
 from vocflow.streams.stages.voc import analyse_and_route
-from vocflow.streams.tools import broker
-from vocflow.streams.tools.demo import fetch_json, stop_process, wait_healthy
+from vocflow.streams.tools import broker, procs
+from vocflow.streams.tools.demo import fetch_json
 from vocflow.streams.tools.traffic import Raw, contact_lifecycle, generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -295,10 +294,10 @@ def bench_end_to_end(settings: Settings, records: list[Raw], prefix: str, data: 
             if r.valid and b'"event_type":"offered"' in r.value and b'"text"' in r.value
         }
     )
-    proc = _start_worker(env, data)
+    proc = _start_worker(settings, env, data)
     try:
         started = time.perf_counter()
-        wait_healthy(settings, proc)
+        proc.wait_healthy()
         ready = time.perf_counter()
         bar = tqdm(total=len(records), desc="end to end", unit="ev", leave=False)
         peak_rss = 0
@@ -320,7 +319,7 @@ def bench_end_to_end(settings: Settings, records: list[Raw], prefix: str, data: 
         done = time.perf_counter()
         bar.close()
     finally:
-        stop_process(proc)
+        proc.stop()
     section.results += [
         Result(
             "raw -> events + VOC routing + facts + ClickHouse",
@@ -336,30 +335,19 @@ def bench_end_to_end(settings: Settings, records: list[Raw], prefix: str, data: 
 
 def _worker_env(settings: Settings, prefix: str, data: Path, **extra: str) -> dict[str, str]:
     """Environment of a benchmarked `vocflow worker`: own topics, group and data dir."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOCFLOW_")}
-    env.update(
-        {
-            "VOCFLOW_KAFKA_BOOTSTRAP": settings.bootstrap_servers,
-            "VOCFLOW_TOPIC_PREFIX": prefix,
-            "VOCFLOW_APP_ID": prefix.rstrip("."),
-            "VOCFLOW_DATA_DIR": str(data),
-            "VOCFLOW_WEB_PORT": str(settings.web_port),
-            "VOCFLOW_LOG_LEVEL": "warning",
-            **extra,
-        }
+    return procs.env_without_vocflow(
+        VOCFLOW_KAFKA_BOOTSTRAP=settings.bootstrap_servers,
+        VOCFLOW_TOPIC_PREFIX=prefix,
+        VOCFLOW_APP_ID=prefix.rstrip("."),
+        VOCFLOW_DATA_DIR=str(data),
+        VOCFLOW_WEB_PORT=str(settings.web_port),
+        VOCFLOW_LOG_LEVEL="warning",
+        **extra,
     )
-    return env
 
 
-def _start_worker(env: dict[str, str], data: Path) -> subprocess.Popen:
-    data.mkdir(parents=True, exist_ok=True)
-    with (data / "worker.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "vocflow.streams.cli", "worker"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+def _start_worker(settings: Settings, env: dict[str, str], data: Path) -> procs.Child:
+    return procs.Child("worker", data / "worker.log", env=env, url=settings.web_url)
 
 
 # ---- freshness: event occurred -> visible in the worker's /metrics --------------------
@@ -608,10 +596,10 @@ def _freshness_run(
     topic = f"{prefix}{T.RAW.name}"
     seed = prefix.rstrip(".")
     producer = kafka_clients.producer(settings, linger_ms=5)
-    proc = _start_worker(env, data)
+    proc = _start_worker(settings, env, data)
     poller = _Poller(f"{settings.web_url}/metrics")
     try:
-        wait_healthy(settings, proc)
+        proc.wait_healthy()
         poller.start()
         # Warm-up: one contact must reach the KPI gauge (sink assigned, first refresh done).
         warm = contact_lifecycle(random.Random(0), f"W{seed}", datetime.now(UTC))[:2]
@@ -641,7 +629,7 @@ def _freshness_run(
     finally:
         poller.halt.set()
         producer.close()
-        stop_process(proc)
+        proc.stop()
     poller.join(15)
     load = os.getloadavg()[0]
     consumed = max(

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.error
@@ -29,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from vocflow.sinks.clickhouse.store import ClickHouseStore
 from vocflow.streams.core.settings import Settings
-from vocflow.streams.tools import broker
+from vocflow.streams.tools import broker, procs
 from vocflow.streams.tools.simulator import Outage, SimConfig
 from vocflow.streams.tools.simulator.publish import publish
 
@@ -46,47 +44,15 @@ def fetch_json(url: str, timeout: float = 5.0) -> dict[str, Any]:
         return json.loads(response.read())
 
 
-def wait_healthy(settings: Settings, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise DemoError(f"the worker exited with code {proc.returncode} during start-up")
-        try:
-            fetch_json(f"{settings.web_url}/healthz", timeout=1.0)
-            return
-        except (urllib.error.URLError, OSError, ValueError):
-            time.sleep(0.5)
-    raise DemoError(f"the worker did not answer on {settings.web_url} within {timeout:.0f}s")
-
-
-def start_worker(settings: Settings, config_file: Path | None, log_path: Path) -> subprocess.Popen:
+def start_worker(settings: Settings, config_file: Path | None, log_path: Path) -> procs.Child:
+    """The demo's worker: this environment, with the demo's data dir, port and broker."""
     env = dict(os.environ)
     env["VOCFLOW_DATA_DIR"] = str(settings.data_dir)
     env["VOCFLOW_WEB_PORT"] = str(settings.web_port)
     if settings.kafka_bootstrap:
         env["VOCFLOW_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
-    cmd = [sys.executable, "-m", "vocflow.streams.cli"]
-    if config_file:
-        cmd += ["--config", str(config_file)]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        [*cmd, "worker"],
-        env=env,
-        stdout=log_path.open("ab"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 60.0) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
+    options = ["--config", str(config_file)] if config_file else []
+    return procs.Child("worker", log_path, env=env, url=settings.web_url, options=options)
 
 
 def _counts(settings: Settings) -> tuple[int, int, int, dict[str, int]]:
@@ -118,7 +84,7 @@ def run_demo(
             )
             started_broker = local.up()
         worker = start_worker(settings, config_file, settings.data_dir / "logs" / "worker.log")
-        wait_healthy(settings, worker)
+        worker.wait_healthy()
         day = demo_day(seed, settings.timezone, clock())
         print(
             f"worker up.\n  wallboard: {settings.web_url}/wallboard\n"
@@ -139,19 +105,19 @@ def run_demo(
             flush=True,
         )
         seen, ok, dlq, rows = _drain(settings, produced)
-        stop_process(worker)
+        worker.stop()
         worker = None
         stored = stored_events(settings, day.id_prefix)
         lines, lost = summary(counts, seen, ok, dlq, rows, stored)
         for line in lines:
             print(line, flush=True)
         return 0 if produced > 0 and not lost else 1
-    except (broker.BrokerError, DemoError) as exc:
+    except (broker.BrokerError, DemoError, procs.ChildError) as exc:
         print(f"vocflow demo: error: {exc}", file=sys.stderr)
         return 2
     finally:
         if worker is not None:
-            stop_process(worker)
+            worker.stop()
         if started_broker and not keep_broker:
             local.down()
 

@@ -13,21 +13,17 @@ benchmark report; timings are never asserted by tests.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.sources.ingest import signed_headers
-from vocflow.streams.tools import broker
+from vocflow.streams.tools import broker, procs
 
 BenchRow = tuple[str, float, str, str]
 
@@ -132,31 +128,22 @@ def bench_ingest(
             sources.write_text(f"bench:\n  secret: '{SECRET}'\n  channels: [cti]\n")
             script = tmpdir / "signed.lua"
             wrk_script(script)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("VOCFLOW_")}
-            env.update(
-                {
-                    "VOCFLOW_KAFKA_BOOTSTRAP": settings.bootstrap_servers,
-                    "VOCFLOW_TOPIC_PREFIX": prefix,
-                    "VOCFLOW_APP_ID": prefix.rstrip("."),
-                    "VOCFLOW_DATA_DIR": str(tmpdir),
-                    "VOCFLOW_PARTITIONS": str(settings.partitions),
-                    "VOCFLOW_INGEST_PORT": str(port),
-                    "VOCFLOW_INGEST_SOURCES_FILE": str(sources),
-                    # Signed once before the run; only the benchmark widens the window.
-                    "VOCFLOW_INGEST_TIMESTAMP_WINDOW_S": str(duration_s + 3600),
-                    "VOCFLOW_LOG_LEVEL": "warning",
-                }
-            )
-            log = (tmpdir / "ingest.log").open("wb")
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "vocflow.streams.cli", "ingest"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+            env = procs.env_without_vocflow(
+                VOCFLOW_KAFKA_BOOTSTRAP=settings.bootstrap_servers,
+                VOCFLOW_TOPIC_PREFIX=prefix,
+                VOCFLOW_APP_ID=prefix.rstrip("."),
+                VOCFLOW_DATA_DIR=str(tmpdir),
+                VOCFLOW_PARTITIONS=str(settings.partitions),
+                VOCFLOW_INGEST_PORT=str(port),
+                VOCFLOW_INGEST_SOURCES_FILE=str(sources),
+                # Signed once before the run; only the benchmark widens the window.
+                VOCFLOW_INGEST_TIMESTAMP_WINDOW_S=str(duration_s + 3600),
+                VOCFLOW_LOG_LEVEL="warning",
             )
             url = f"http://127.0.0.1:{port}"
+            proc = procs.Child("ingest", tmpdir / "ingest.log", env=env, url=url)
             try:
-                _wait_healthy(url, proc, tmpdir / "ingest.log")
+                proc.wait_healthy()
                 base = [wrk, "-t", str(threads), "-c", str(connections), "-s", str(script)]
                 # Warm-up: connections, producer metadata, Python caches.
                 subprocess.run(
@@ -170,13 +157,7 @@ def bench_ingest(
                     timeout=duration_s + 120,
                 )
             finally:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-                log.close()
+                proc.stop()
     finally:
         if started_broker:
             local.down()
@@ -195,21 +176,6 @@ def bench_ingest(
         ("ingest single-event POST", stats.get("rps", float("nan")), "req/s", note),
         ("ingest p99 latency", stats.get("p99_ms", float("nan")), "ms", f"p50 {p50:.2f} ms"),
     ]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"vocflow ingest exited: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"vocflow ingest did not become healthy: {log.read_text()[-2000:]}")
 
 
 if __name__ == "__main__":

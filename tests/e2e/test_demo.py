@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -30,6 +29,7 @@ import pytest
 from tests.clock_matrix import faked, offset_seconds
 from tests.e2e.wallboard_helpers import OUTPUT, chromium, chromium_binary
 from tests.integration.conftest import get_json, vocflow, wait_for, worker_env
+from vocflow.streams.tools import procs
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,7 @@ def test_the_demo_at_half_past_midnight_shows_live_kpis(
     offset = offset_seconds("00:30", datetime.now(UTC))
     env = faked(worker_env(kafka_bootstrap, prefix, tmp_path / "data"), "UTC", offset)
     url = f"http://127.0.0.1:{env['VOCFLOW_WEB_PORT']}"
-    command = [sys.executable, "-m", "vocflow.streams.cli", "demo", "--duration", "60"]
+    command = [*procs.CLI, "demo", "--duration", "60"]
     proc = subprocess.Popen(
         command,
         env=env,

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -18,33 +15,23 @@ from kafka import TopicPartition
 
 from tests.conftest import free_port
 from vocflow.streams.core import kafka_clients
+from vocflow.streams.tools import procs
 
 
 def worker_env(bootstrap: str, prefix: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOCFLOW_")}
-    env.update(
-        {
-            "VOCFLOW_KAFKA_BOOTSTRAP": bootstrap,
-            "VOCFLOW_TOPIC_PREFIX": prefix,
-            "VOCFLOW_APP_ID": prefix.rstrip("."),
-            "VOCFLOW_DATA_DIR": str(data_dir),
-            "VOCFLOW_WEB_PORT": str(free_port()),
-            "VOCFLOW_SINK_FLUSH_SECONDS": "0.5",
-            **extra,
-        }
+    return procs.env_without_vocflow(
+        VOCFLOW_KAFKA_BOOTSTRAP=bootstrap,
+        VOCFLOW_TOPIC_PREFIX=prefix,
+        VOCFLOW_APP_ID=prefix.rstrip("."),
+        VOCFLOW_DATA_DIR=str(data_dir),
+        VOCFLOW_WEB_PORT=str(free_port()),
+        VOCFLOW_SINK_FLUSH_SECONDS="0.5",
+        **extra,
     )
-    return env
 
 
 def vocflow(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "vocflow.streams.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return procs.run(*args, env=env, timeout=timeout)
 
 
 def get_json(url: str) -> Any:
@@ -68,31 +55,14 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 def running_command(command: str, env: dict[str, str], log: Path, port_var: str) -> Iterator[str]:
     """A `vocflow <command>` child process serving /healthz on $port_var; yields its
     base URL; stops it with SIGTERM and checks it exited cleanly."""
-    url = f"http://127.0.0.1:{env[port_var]}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vocflow.streams.cli", command],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-
-            def healthy() -> bool:
-                assert proc.poll() is None, f"{command} exited: {log.read_text()[-3000:]}"
-                return get_json(f"{url}/healthz")["status"] == "ok"
-
-            wait_for(healthy, 120, f"{command} /healthz")
-            yield url
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-    assert proc.returncode == 0, f"{command} exit code {proc.returncode}: {log.read_text()[-3000:]}"
+    child = procs.Child(command, log, env=env, url=f"http://127.0.0.1:{env[port_var]}")
+    try:
+        child.wait_healthy(120)
+        assert child.url is not None
+        yield child.url
+    finally:
+        child.stop()
+    assert child.returncode == 0, f"{command} exit code {child.returncode}: {child.log_tail()}"
 
 
 def running_worker(env: dict[str, str], log: Path):  # type: ignore[no-untyped-def]

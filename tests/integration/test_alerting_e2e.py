@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -60,6 +59,7 @@ from tests.integration.test_notify_alertmanager import (
 )
 from vocflow.sinks.prometheus.lag import LagMonitor
 from vocflow.streams.core.settings import load_settings
+from vocflow.streams.tools import procs
 from vocflow.streams.tools.simulator.config import Outage, SimConfig, StaffingShortfall
 from vocflow.streams.tools.simulator.publish import publish
 
@@ -391,7 +391,7 @@ def test_outage_and_shortfall_reach_the_supervisors_in_chinese(
         with ExitStack() as stack:
             stack.enter_context(
                 _process(
-                    [sys.executable, "-m", "vocflow.streams.cli", "notify", "--routes",
+                    [*procs.CLI, "notify", "--routes",
                      str(routes), "--port", str(notify_port)],
                     tmp_path / "notify.log",
                     notify_env,

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import urllib.parse
 import urllib.request
@@ -160,7 +159,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         with open(tmp / "notify.log", "wb") as log:
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "vocflow.streams.cli", "notify", "--routes",
+                    [*procs.CLI, "notify", "--routes",
                      str(routes), "--port", str(notify_port)],
                     env=env, stdout=log, stderr=subprocess.STDOUT,
                 )

@@ -6,7 +6,6 @@ import gzip
 import json
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import read_topic, vocflow, wait_for, worker_env
+from vocflow.streams.tools import procs
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +62,7 @@ def test_replay_killed_midway_resumes_and_every_line_is_in_kafka_once(
     log = tmp_path / "replay.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "vocflow.streams.cli", "replay", str(data), "--rate", "1500"],
+            [*procs.CLI, "replay", str(data), "--rate", "1500"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
