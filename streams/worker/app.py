@@ -2,66 +2,32 @@
 and web pages.
 
 Each agent lives in its own module and only wires stage functions to topics
-(`worker/wiring.py` holds what they share, including the one error path); the
-logic lives in the stages, which are tested without Kafka.
+(`worker/wiring.py` holds what they share: the app's handles and the one error
+path); the logic lives in the stages, which are tested without Kafka.
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
-import faust
-
 from vocflow.sinks.clickhouse.kafka_sink import ClickHouseSink
-from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
-from vocflow.streams.stages.rules import RuleSet, load_rules
+from vocflow.streams.stages.rules import RuleSet
 from vocflow.streams.wallboard import register_wallboard
 from vocflow.streams.worker import normalize_agent, voc_agent, web
-from vocflow.streams.worker.detector_service import DetectorService
 from vocflow.streams.worker.facts_agent import FactsAgent
 from vocflow.streams.worker.services import PipelineServices
-from vocflow.streams.worker.views import ProfileStore, RulesHolder
-from vocflow.streams.worker.wiring import raw_topic
+from vocflow.streams.worker.wiring import WorkerApp, raw_topic
 
 
-class VocflowApp(faust.App):
-    """faust.App plus the handles its agents, services and pages share.
-
-    ``sink`` is the in-process ClickHouse sink, or None in a worker that
-    leaves the database to `vocflow sink` (then no KPIs, detector or backlog
-    here: they run where the database is)."""
+class VocflowApp(WorkerApp):
+    """The worker: three agents on their topics, the services beside them
+    (views, sink, KPI refresh, detector, pollers) and the web pages."""
 
     def __init__(
         self, settings: Settings, sink: ClickHouseSink | None = None, rules: RuleSet | None = None
     ) -> None:
-        super().__init__(
-            settings.app_id,
-            **kafka_clients.faust_broker(settings),
-            store="memory://",
-            autodiscover=False,
-            web_host=settings.web_host,
-            web_port=settings.web_port,
-            web_in_thread=False,
-            topic_partitions=settings.partitions,
-            topic_replication_factor=settings.replication_factor,
-            consumer_auto_offset_reset="earliest",
-            producer_acks=-1,
-            # Batch sends a little: per-record requests with acks=all starve the agent.
-            producer_linger=0.005,
-            broker_commit_interval=1.0,
-        )
-        self.settings_ = settings
-        self.sink = sink
-        self.rules = RulesHolder(rules or load_rules(settings.rules_path))
-        self.profiles = ProfileStore()
-        self.views_loaded = asyncio.Event()
-        self.kpis: dict[str, Any] | None = None
-        self.detector = DetectorService(settings) if sink is not None else None
+        super().__init__(settings, sink, rules)
         self.services: PipelineServices | None = None
-
         topics = T.Topics(settings)
         dlq = raw_topic(self, topics, T.DLQ)
         normalize_agent.register(self, topics, dlq)

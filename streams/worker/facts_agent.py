@@ -10,7 +10,6 @@ per-department KPIs and the repeat-based FCR.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import faust
 import orjson
@@ -23,10 +22,7 @@ from vocflow.streams.kpi.contributions import delta as kpi_delta
 from vocflow.streams.kpi.fold import annotate, fold
 from vocflow.streams.kpi.models import HOUR_MS, ContactFact
 from vocflow.streams.worker.eviction import LAST_ACTIVITY, idle_facts
-from vocflow.streams.worker.wiring import StageGuard, raw_topic
-
-if TYPE_CHECKING:
-    from vocflow.streams.worker.app import VocflowApp
+from vocflow.streams.worker.wiring import StageGuard, WorkerApp, raw_topic
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +39,7 @@ class FactsAgent:
     for longer than VOCFLOW_FACTS_TTL_HOURS in event time is removed with a
     changelog tombstone (worker/eviction.py), every EVICTION_SECONDS."""
 
-    def __init__(self, app: VocflowApp, topics: T.Topics, dlq: faust.TopicT) -> None:
+    def __init__(self, app: WorkerApp, topics: T.Topics, dlq: faust.TopicT) -> None:
         settings = app.settings_
         self.app = app
         self.routed_name = topics.name(T.ROUTED)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import faust
 
 from vocflow.schemas import ContactEvent, DeadLetter
@@ -11,13 +9,10 @@ from vocflow.sinks.prometheus import metrics
 from vocflow.streams.core import topics as T
 from vocflow.streams.stages import normalize as stage
 from vocflow.streams.stages.routing import carries_voc_text
-from vocflow.streams.worker.wiring import StageGuard, raw_topic, source_of
-
-if TYPE_CHECKING:
-    from vocflow.streams.worker.app import VocflowApp
+from vocflow.streams.worker.wiring import StageGuard, WorkerApp, raw_topic, source_of
 
 
-def register(app: VocflowApp, topics: T.Topics, dlq: faust.TopicT) -> None:
+def register(app: WorkerApp, topics: T.Topics, dlq: faust.TopicT) -> None:
     """Every valid event goes to contacts.events keyed by contact (all events of
     a contact in one partition, in order); one that carries text also goes to
     contacts.voc keyed by customer, so repeat detection is partition-local."""

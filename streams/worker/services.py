@@ -8,7 +8,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from mode import Service
 
@@ -18,11 +18,10 @@ from vocflow.sinks.prometheus import metrics
 from vocflow.sinks.prometheus.lag import LagMonitor
 from vocflow.streams.core import topics as T
 from vocflow.streams.worker.views import CompactedView
-
-if TYPE_CHECKING:
-    from vocflow.streams.worker.app import VocflowApp
+from vocflow.streams.worker.wiring import WorkerApp
 
 R = TypeVar("R")
+
 log = logging.getLogger(__name__)
 
 LAG_POLL_SECONDS = 10.0
@@ -33,7 +32,7 @@ class PipelineServices(Service):
     """Started with the app after its agents; stopped before the sink closes
     the store, waiting for rounds still running against it."""
 
-    def __init__(self, app: VocflowApp, **kwargs: Any) -> None:
+    def __init__(self, app: WorkerApp, **kwargs: Any) -> None:
         self.app = app
         self.settings = app.settings_
         self.topics = T.Topics(app.settings_)

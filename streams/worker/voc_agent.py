@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 
@@ -15,10 +15,7 @@ from vocflow.streams.core import topics as T
 from vocflow.streams.stages.routing import STAGE as ROUTE
 from vocflow.streams.stages.routing import LastIssue
 from vocflow.streams.stages.voc import VocResult, analyse_and_route
-from vocflow.streams.worker.wiring import StageGuard, raw_topic
-
-if TYPE_CHECKING:
-    from vocflow.streams.worker.app import VocflowApp
+from vocflow.streams.worker.wiring import StageGuard, WorkerApp, raw_topic
 
 ROUTED_MEMORY = timedelta(days=1)  # a contact longer than this may be routed twice
 
@@ -27,7 +24,7 @@ def _last_of(window_set: Any, delta: timedelta) -> Any:
     return window_set.current() or window_set.delta(delta)
 
 
-def register(app: VocflowApp, topics: T.Topics, dlq: faust.TopicT) -> None:
+def register(app: WorkerApp, topics: T.Topics, dlq: faust.TopicT) -> None:
     """Wire the voc stages to their topics and two event-time windowed tables:
     the last issue per repeat key (repeat detection) and the department each
     contact was routed to (one envelope per contact and department)."""

@@ -5,16 +5,14 @@ ClickHouse (the KPIs are computed there)."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vocflow.sinks.prometheus import metrics
-
-if TYPE_CHECKING:
-    from vocflow.streams.worker.app import VocflowApp
+from vocflow.streams.worker.wiring import WorkerApp
 
 
 def counter_values(counter: Any) -> dict[tuple[str, ...], float]:
@@ -27,7 +25,7 @@ def counter_values(counter: Any) -> dict[tuple[str, ...], float]:
     return out
 
 
-def pipeline_stats(app: VocflowApp) -> dict[str, Any]:
+def pipeline_stats(app: WorkerApp) -> dict[str, Any]:
     stage_in = counter_values(metrics.STAGE_IN)
     stage_out = counter_values(metrics.STAGE_OUT)
     dlq = counter_values(metrics.DLQ)
@@ -68,7 +66,7 @@ def filter_kpis(doc: dict[str, Any], query: Any) -> dict[str, Any]:
     }
 
 
-def register_pages(app: VocflowApp) -> None:
+def register_pages(app: WorkerApp) -> None:
     """/metrics, /healthz, /api/kpis, /api/agents and /api/stats on the worker's web server."""
     @app.page("/metrics")
     async def prometheus_metrics(self: faust.web.View, request: faust.web.Request) -> Any:

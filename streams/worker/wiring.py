@@ -1,5 +1,5 @@
-"""What every Faust agent shares: byte topics, the source of a record, and the
-one error path (`StageGuard`).
+"""What every part of a worker shares: the app and its handles (`WorkerApp`),
+byte topics, the source of a record, and the one error path (`StageGuard`).
 
 Agents only wire stage functions to topics. The stages parse and validate
 themselves (pydantic + orjson), so topics carry raw bytes; and whatever the
@@ -12,6 +12,7 @@ broker that cannot take a record is not the record's fault.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,12 +22,54 @@ import faust
 from faust.types import EventT
 
 from vocflow.schemas import DeadLetter, FieldError, Reason, SourceRef
+from vocflow.sinks.clickhouse.kafka_sink import ClickHouseSink
 from vocflow.sinks.prometheus import metrics
+from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
+from vocflow.streams.core.settings import Settings
 from vocflow.streams.stages.normalize import dead_letter
+from vocflow.streams.stages.rules import RuleSet, load_rules
+from vocflow.streams.worker.detector_service import DetectorService
+from vocflow.streams.worker.views import ProfileStore, RulesHolder
 
 R = TypeVar("R")
 log = logging.getLogger(__name__)
+
+
+class WorkerApp(faust.App):
+    """faust.App configured from the settings, plus the handles its agents,
+    services and pages share (`app.VocflowApp` wires them).
+
+    ``sink`` is the in-process ClickHouse sink, or None in a worker that
+    leaves the database to `vocflow sink` (then no KPIs, detector or backlog
+    here: they run where the database is)."""
+
+    def __init__(
+        self, settings: Settings, sink: ClickHouseSink | None = None, rules: RuleSet | None = None
+    ) -> None:
+        super().__init__(
+            settings.app_id,
+            **kafka_clients.faust_broker(settings),
+            store="memory://",
+            autodiscover=False,
+            web_host=settings.web_host,
+            web_port=settings.web_port,
+            web_in_thread=False,
+            topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication_factor,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            # Batch sends a little: per-record requests with acks=all starve the agent.
+            producer_linger=0.005,
+            broker_commit_interval=1.0,
+        )
+        self.settings_ = settings
+        self.sink = sink
+        self.rules = RulesHolder(rules or load_rules(settings.rules_path))
+        self.profiles = ProfileStore()
+        self.views_loaded = asyncio.Event()
+        self.kpis: dict[str, Any] | None = None
+        self.detector = DetectorService(settings) if sink is not None else None
 
 
 def raw_topic(app: faust.App, topics: T.Topics, spec: T.TopicSpec) -> faust.TopicT:
