@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Until `configure` runs (unit tests, library use). Never used by the worker or
-# `vocflow ingest`, which always configure from the settings.
+# Until `configure` runs (unit tests, library use). Never used by a vocflow
+# command that handles records: they all configure from the settings when they
+# load them (`command_settings` in streams/cli/common.py).
 DEVELOPMENT_KEY = b"vocflow-development-key-not-secret"
 KEY_FILE = "pseudonym.key"
 DIGEST_HEX = 20
