@@ -14,6 +14,7 @@ from typing import Any, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from vocflow.streams.core import configfile
 from vocflow.streams.kpi.contributions import Targets
 from vocflow.streams.kpi.models import FoldConfig
 
@@ -190,31 +191,6 @@ class Settings(BaseModel):
         return f"http://{self.web_host}:{self.web_port}"
 
 
-def _yaml_key_lines(text: str) -> dict[str, int]:
-    """Top-level key -> 1-based line, so validation errors can point into the file."""
-    node = yaml.compose(text)
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
-
-
-def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text) or {}
-        lines = _yaml_key_lines(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: config file must be a mapping of setting: value")
-    return data, lines
-
-
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     """Variables as strings, except mappings, which are written in YAML flow
     style or JSON (``VOCFLOW_SL_THRESHOLD_BY_QUEUE='{voice.vip: 10}'``)."""
@@ -247,11 +223,17 @@ def load_settings(
         config_file = Path(environ[CONFIG_ENV])
     origin: dict[str, str] = {}
     merged: dict[str, Any] = {}
+    doc: configfile.Document | None = None
     if config_file is not None:
-        data, lines = _read_file(config_file)
-        for key, value in data.items():
+        try:
+            doc = configfile.load(
+                config_file, what="config file", expect="a mapping of setting: value"
+            )
+        except configfile.ConfigFileError as exc:
+            raise ConfigError(str(exc)) from None
+        for key, value in doc.data.items():
             merged[key] = value
-            origin[key] = f"{config_file}:{lines.get(key, 1)}"
+            origin[key] = "file"
     for key, value in _from_env(environ).items():
         merged[key] = value
         origin[key] = f"environment variable {ENV_PREFIX}{key.upper()}"
@@ -259,18 +241,20 @@ def load_settings(
         if value is not None:
             merged[key] = value
             origin[key] = f"option --{key.replace('_', '-')}"
+    problems = [str(p) for p in doc.problems] if doc is not None else []
+    settings: Settings | None = None
     try:
-        return Settings.model_validate(merged)
+        settings = Settings.model_validate(merged)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = str(err["loc"][0]) if err["loc"] else ""
+        for loc, message in configfile.explain(exc, merged, Settings):
+            key = str(loc[0]) if loc else ""
             where = origin.get(key, "settings")
-            if err["type"] == "extra_forbidden":
-                problems.append(f"{where}: unknown setting '{key}'")
-            else:
-                problems.append(f"{where}: {key}: {err['msg']}")
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+            if where == "file" and doc is not None:
+                where = f"{doc.filename}:{doc.line_for(loc)}"
+            problems.append(f"{where}: {configfile.path_text(loc)}: {message}")
+    if problems or settings is None:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return settings
 
 
 def fold_config(settings: Settings) -> FoldConfig:

@@ -38,10 +38,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import orjson
-import yaml
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -51,8 +50,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from vocflow.streams.core import kafka_clients
+from vocflow.streams.core import configfile, kafka_clients
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.sources.adapters import ADAPTERS, AdapterError
@@ -91,122 +91,128 @@ class Source:
     channels: frozenset[str]
 
 
+def _source_name(name: str) -> str:
+    if not _SOURCE_NAME.match(name):
+        raise ValueError(
+            f"a source name is 1-64 of A-Z a-z 0-9 . _ - (it is sent in {SOURCE_HEADER})"
+        )
+    return name
+
+
+def _channel(value: object) -> str:
+    if not isinstance(value, str) or value not in ADAPTERS:
+        raise ValueError(f"unknown channel {value!r}; known: {', '.join(ADAPTERS)}")
+    return value
+
+
+class SourceSpec(BaseModel):
+    """One entry of the sources file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    secret: str = Field(
+        description="the source's HMAC key, at least 16 bytes; e.g. secret: ${VARIABLE}"
+    )
+    channels: list[Annotated[str, BeforeValidator(_channel)]] = Field(
+        description=f"list of {', '.join(ADAPTERS)}"
+    )
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        size = len(value.encode("utf-8"))
+        if size < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"{size} bytes is too short; use at least {MIN_SECRET_BYTES} random bytes "
+                "(e.g. `openssl rand -hex 32`)"
+            )
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _some(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(f"must be a non-empty list of {', '.join(ADAPTERS)}")
+        return value
+
+
+SourcesFile = dict[Annotated[str, AfterValidator(_source_name)], SourceSpec]
+
+
+def _where(loc: configfile.Loc, data: Any) -> str:
+    if not loc:
+        return ""
+    rest = configfile.path_text(loc[1:])
+    return f"source {loc[0]!r}" + (f": {rest}" if rest else "")
+
+
 def load_sources(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, Source]:
     """Read and validate the sources file; every problem is reported as ``file:line: ...``.
 
     Format (a mapping of source name -> settings)::
 
         cti-main:
-          secret: "at least 16 characters, random"   # or secret_env: VARIABLE
+          secret: ${VOCFLOW_SECRET_CTI}   # at least 16 bytes, random
           channels: [cti, freeswitch]
 
-    ``secret_env`` names an environment variable holding the secret, so the
-    file itself can be committed or mounted without the secret in it.
+    ``${VARIABLE}`` is replaced by the environment variable's value, so the
+    file itself can be committed or mounted without the secret in it. (The
+    older ``secret_env: VARIABLE`` is still accepted, with a warning, until
+    the next release.)
     """
     environ = os.environ if environ is None else environ
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SourcesError(f"{path}: cannot read the sources file: {exc.strerror}") from None
+        doc = configfile.load(
+            path,
+            what="the sources file",
+            expect="a mapping of source name -> settings",
+            keep_strings=("secret",),  # as written: a secret of digits is not a number
+            environ=environ,
+            where=_where,
+        )
+    except configfile.ConfigFileError as exc:
+        raise SourcesError(str(exc)) from None
+    if doc.empty:
+        raise SourcesError(f"{path}:1: no sources defined; ingest would refuse every request")
+    _secret_env(doc, environ)
+    specs = doc.validate(SourcesFile)
+    if specs is not None and not specs:
+        doc.add((), "no sources defined; ingest would refuse every request")
     try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise SourcesError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    if root is None:
-        raise SourcesError(f"{path}:1: no sources defined; ingest would refuse every request")
-    if not isinstance(root, yaml.MappingNode):
-        raise SourcesError(f"{path}:{_line(root)}: must be a mapping of source name -> settings")
-    problems: list[str] = []
-    sources: dict[str, Source] = {}
-    for key_node, value_node in root.value:
-        where = f"{path}:{_line(key_node)}"
-        name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-        if not isinstance(name, str) or not _SOURCE_NAME.match(name):
-            problems.append(
-                f"{where}: source name must be 1-64 of A-Z a-z 0-9 . _ - "
-                f"(it is sent in {SOURCE_HEADER}), got {name!r}"
-            )
+        doc.check()
+    except configfile.ConfigFileError as exc:
+        problems = "\n  ".join(map(str, exc.problems))
+        raise SourcesError(f"invalid sources file:\n  {problems}") from None
+    assert specs is not None  # no problems: validation succeeded
+    return {
+        name: Source(name, spec.secret.encode("utf-8"), frozenset(spec.channels))
+        for name, spec in specs.items()
+    }
+
+
+def _secret_env(doc: configfile.Document, environ: Mapping[str, str]) -> None:
+    """Deprecated ``secret_env: VAR`` (until the next release): as ``secret: ${VAR}``."""
+    for name, spec in doc.data.items():
+        if not isinstance(spec, dict) or "secret_env" not in spec:
             continue
-        if name in sources:
-            problems.append(f"{where}: source '{name}' is defined twice")
+        var = spec.pop("secret_env")
+        loc = (name, "secret_env")
+        if "secret" in spec:
+            doc.add(loc, "give 'secret' or the deprecated 'secret_env', not both")
             continue
-        try:
-            sources[name] = _source(name, value_node, str(path), environ)
-        except SourcesError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise SourcesError("invalid sources file:\n  " + "\n  ".join(problems))
-    if not sources:
-        raise SourcesError(f"{path}:1: no sources defined; ingest would refuse every request")
-    return sources
-
-
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
-
-
-def _source(name: str, node: yaml.Node, path: str, environ: Mapping[str, str]) -> Source:
-    at = f"{path}:{_line(node)}: source '{name}'"
-    if not isinstance(node, yaml.MappingNode):
-        raise SourcesError(f"{at}: must be a mapping with secret (or secret_env) and channels")
-    fields: dict[str, yaml.Node] = {}
-    for k, v in node.value:
-        key = k.value if isinstance(k, yaml.ScalarNode) else repr(k)
-        if key not in {"secret", "secret_env", "channels"}:
-            raise SourcesError(
-                f"{path}:{_line(k)}: source '{name}': unknown key '{key}' "
-                "(expected secret or secret_env, and channels)"
-            )
-        fields[key] = v
-    secret = _secret(name, fields, at, path, environ)
-    channels_node = fields.get("channels")
-    if channels_node is None:
-        raise SourcesError(f"{at}: 'channels' is missing (list of {', '.join(ADAPTERS)})")
-    if not isinstance(channels_node, yaml.SequenceNode) or not channels_node.value:
-        raise SourcesError(
-            f"{path}:{_line(channels_node)}: source '{name}': channels must be a non-empty "
-            f"list of {', '.join(ADAPTERS)}"
+        line = doc.lines[loc]
+        log.warning(
+            "%s:%d: source '%s': secret_env is deprecated; write secret: ${%s}",
+            doc.filename,
+            line,
+            name,
+            var,
         )
-    channels = []
-    for item in channels_node.value:
-        value = item.value if isinstance(item, yaml.ScalarNode) else None
-        if value not in ADAPTERS:
-            raise SourcesError(
-                f"{path}:{_line(item)}: source '{name}': unknown channel {value!r}; "
-                f"known: {', '.join(ADAPTERS)}"
-            )
-        channels.append(value)
-    return Source(name=name, secret=secret, channels=frozenset(channels))
-
-
-def _secret(
-    name: str, fields: dict[str, yaml.Node], at: str, path: str, environ: Mapping[str, str]
-) -> bytes:
-    if ("secret" in fields) == ("secret_env" in fields):
-        raise SourcesError(f"{at}: give exactly one of 'secret' or 'secret_env'")
-    if "secret" in fields:
-        node = fields["secret"]
-        if not isinstance(node, yaml.ScalarNode):
-            raise SourcesError(f"{path}:{_line(node)}: source '{name}': secret must be a string")
-        value, what = node.value, "secret"
-    else:
-        node = fields["secret_env"]
-        var = node.value if isinstance(node, yaml.ScalarNode) else ""
-        if not var or var not in environ:
-            raise SourcesError(
-                f"{path}:{_line(node)}: source '{name}': environment variable {var!r} "
-                "(secret_env) is not set"
-            )
-        value, what = environ[var], f"environment variable {var}"
-    secret = value.encode("utf-8")
-    if len(secret) < MIN_SECRET_BYTES:
-        raise SourcesError(
-            f"{path}:{_line(node)}: source '{name}': {what} is {len(secret)} bytes; use at least "
-            f"{MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -hex 32`)"
-        )
-    return secret
+        doc.lines[(name, "secret")] = line
+        if isinstance(var, str) and var in environ:
+            spec["secret"] = doc.expand((name, "secret"), "${" + var + "}", environ)
+        else:
+            doc.add((name, "secret"), f"environment variable {var!r} (secret_env) is not set")
 
 
 # ------------------------------------------------------------------ signatures

@@ -3,9 +3,9 @@
 Operators (not developers) maintain the rules that classify every contact along
 the knowledge map's four dimensions (DOMAIN.md, "Voice of the customer"), so the
 file is YAML and every mistake in it must be reported the way an editor would:
-file name, line number, reason. That is why the loader composes the YAML node
-tree itself (keeping each node's line) instead of calling ``yaml.safe_load`` and
-losing the positions before pydantic ever sees the data.
+file name, line number, reason. The shared config-file loader
+(streams/core/configfile.py) keeps each key's line, so a pydantic error points
+into the file; keyword lists keep their scalars exactly as written.
 
 Matching runs on every contact, so everything that can be done once is done at
 load time: keywords are lower-cased and de-duplicated across all rules, regular
@@ -43,24 +43,24 @@ File layout (see streams/data/default_rules.yaml for a full example)::
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from vocflow.schemas.derived.enriched import Tier, Urgency
 from vocflow.schemas.source.contact import Channel
+from vocflow.streams.core import configfile
+from vocflow.streams.core.configfile import Loc
 
 # Tag dimensions a rule may set with a plain string value.
 TAG_FIELDS: tuple[str, ...] = (
@@ -72,8 +72,6 @@ TAG_FIELDS: tuple[str, ...] = (
 )
 URGENCY_ORDER: tuple[Urgency, ...] = (Urgency.p1, Urgency.p2, Urgency.p3, Urgency.p4)
 UNKNOWN_TIER = "unknown"
-
-_Path = tuple[str | int, ...]
 
 
 class RulesError(ValueError):
@@ -274,231 +272,114 @@ class RuleSet:
         return dep.sla_hours if dep is not None else None
 
 
-# ------------------------------------------------------------------- YAML -> data
+# ------------------------------------------------------------------- loading
 
 
+# Keys whose scalars stay as written: `12315` is a keyword, not an int; `5G` and
+# `no` must not become anything else.
 _TERM_KEYS = frozenset({"any", "all", "none", "queue"})
 
 
-class _Lines:
-    """Line numbers (1-based) of every mapping key and sequence item, by data path."""
-
-    def __init__(self) -> None:
-        self.by_path: dict[_Path, int] = {}
-
-    def line_for(self, path: Sequence[str | int]) -> int | None:
-        """The line of the deepest known prefix of `path`: an unknown-field error
-        points at the field, a missing-field error at the mapping that lacks it."""
-        p = tuple(path)
-        while p:
-            if p in self.by_path:
-                return self.by_path[p]
-            p = p[:-1]
-        return self.by_path.get((), None)
-
-
-def _to_data(
-    node: yaml.Node, path: _Path, lines: _Lines, filename: str, raw_scalars: bool = False
-) -> Any:
-    """Build plain Python data from a composed node, recording line numbers.
-
-    Scalars inside keyword lists stay as written (`12315` is a keyword, not an
-    int; `5G` must not become anything else), everything else uses YAML's safe
-    scalar resolution.
-    """
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                line = key_node.start_mark.line + 1
-                raise RulesError(filename, line, "mapping keys must be plain scalars")
-            key = key_node.value
-            if key == "<<":
-                line = key_node.start_mark.line + 1
-                raise RulesError(filename, line, "YAML merge keys ('<<') are not supported")
-            if key in out:
-                raise RulesError(
-                    filename,
-                    key_node.start_mark.line + 1,
-                    f"duplicate key {key!r} (first at line {lines.by_path[(*path, key)]})",
-                )
-            lines.by_path[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _to_data(value_node, (*path, key), lines, filename, key in _TERM_KEYS)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for i, item in enumerate(node.value):
-            lines.by_path[(*path, i)] = item.start_mark.line + 1
-            items.append(_to_data(item, (*path, i), lines, filename, raw_scalars))
-        return items
-    assert isinstance(node, yaml.ScalarNode)
-    if raw_scalars or (path and path[-1] in _TERM_KEYS):
-        return node.value
-    return _SCALARS.construct_object(node, deep=True)
-
-
-_SCALARS = yaml.constructor.SafeConstructor()
-
-
-def _compose(text: str, filename: str) -> yaml.Node:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        reason = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise RulesError(filename, line, f"YAML syntax error: {reason}") from exc
-    except yaml.YAMLError as exc:
-        raise RulesError(filename, None, f"YAML error: {exc}") from exc
-    if node is None:
-        raise RulesError(filename, 1, "the rules file is empty")
-    if not isinstance(node, yaml.MappingNode):
-        raise RulesError(filename, node.start_mark.line + 1, "the top level must be a mapping")
-    return node
-
-
-def _describe(loc: Sequence[str | int]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _validation_error(
-    exc: ValidationError, data: Mapping[str, Any], lines: _Lines, filename: str
-) -> RulesError:
-    """Turn pydantic's errors into one RulesError at the first error's line,
-    naming the rule id (when there is one) so the operator finds it fast."""
-    messages = []
-    first_line: int | None = None
-    seen: set[tuple[str | int, ...]] = set()
-    for err in exc.errors(include_url=False):
-        # pydantic inserts union member names into loc; keep only real path parts,
-        # and report one error per place (a union fails once per member)
-        loc = _real_path(tuple(err["loc"]), data)
-        if loc in seen:
-            continue
-        seen.add(loc)
-        line = lines.line_for(loc)
-        if first_line is None:
-            first_line = line
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field {loc[-1]!r}"
-        elif err["type"] == "missing":
-            msg = f"missing field {loc[-1]!r}"
-        rule_id = _rule_id_at(loc, data)
-        prefix = f"rule {rule_id!r}: " if rule_id else ""
-        messages.append((line, f"{prefix}{_describe(loc)}: {msg}"))
-    head = messages[0][1]
-    rest = [f"{filename}:{ln}: {m}" if ln else f"{filename}: {m}" for ln, m in messages[1:]]
-    reason = head if not rest else head + "\n  " + "\n  ".join(rest)
-    return RulesError(filename, first_line, reason)
-
-
-def _real_path(loc: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
-    """Drop the parts of a pydantic error location that are not keys in the data
-    (e.g. 'function-before[...]' or enum literal names inside unions)."""
-    out: list[str | int] = []
-    cur = data
-    for part in loc:
-        in_map = isinstance(cur, Mapping) and part in cur
-        in_list = isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
-        if in_map or in_list:
-            out.append(part)
-            cur = cur[part]
-        elif isinstance(cur, Mapping) and isinstance(part, str):
-            # an unknown or missing key: keep it as the leaf, it names the field
-            out.append(part)
-            cur = None
-        # else: a pydantic-internal path element, skip it
-    return tuple(out)
-
-
-def _rule_id_at(loc: Sequence[str | int], data: Mapping[str, Any]) -> str | None:
+def _rule_id_at(loc: Loc, data: Any) -> str | None:
     if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-        rules = data.get("rules")
+        rules = data.get("rules") if isinstance(data, Mapping) else None
         if isinstance(rules, list) and loc[1] < len(rules) and isinstance(rules[loc[1]], Mapping):
             rid = rules[loc[1]].get("id")
             return str(rid) if rid is not None else None
     return None
 
 
-# ------------------------------------------------------------------- loading
+def _where(loc: Loc, data: Any) -> str:
+    """``rules[3].when.regex``, after the rule's id when there is one, so the
+    operator finds the rule fast."""
+    rule_id = _rule_id_at(loc, data)
+    prefix = f"rule {rule_id!r}: " if rule_id else ""
+    return prefix + configfile.path_text(loc)
+
+
+def _rules_error(exc: configfile.ConfigFileError) -> RulesError:
+    """One RulesError at the first problem's line; further problems on lines of their own."""
+    first, rest = exc.problems[0], exc.problems[1:]
+    reason = first.message + "".join(f"\n  {p}" for p in rest)
+    return RulesError(first.filename, first.line, reason)
+
+
+def _parse(doc: configfile.Document) -> RuleSet:
+    if doc.empty:
+        raise RulesError(doc.filename, 1, "the rules file is empty")
+    spec = doc.validate(RulesFile)
+    if spec is not None:
+        _check_references(spec, doc)
+    doc.check()
+    assert spec is not None  # no problems: validation succeeded
+    return _compile(spec, doc)
 
 
 def parse_rules(text: str, filename: str = "<rules>") -> RuleSet:
     """Parse and validate rules text; raise RulesError (file:line: reason) on any problem."""
-    root = _compose(text, filename)
-    lines = _Lines()
-    lines.by_path[()] = root.start_mark.line + 1
-    data = _to_data(root, (), lines, filename)
     try:
-        spec = RulesFile.model_validate(data)
-    except ValidationError as exc:
-        raise _validation_error(exc, data, lines, filename) from None
-    _check_references(spec, lines, filename)
-    return _compile(spec, lines, filename)
+        return _parse(configfile.parse(text, filename, keep_strings=_TERM_KEYS, where=_where))
+    except configfile.ConfigFileError as exc:
+        raise _rules_error(exc) from None
 
 
 def load_rules(path: str | Path) -> RuleSet:
     """Load a rules file from disk (UTF-8); errors name the file as given."""
-    p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError(str(path), None, f"cannot read rules file: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise RulesError(str(path), None, f"rules file is not UTF-8: {exc}") from exc
-    return parse_rules(text, str(path))
+        doc = configfile.load(Path(path), what="rules file", keep_strings=_TERM_KEYS, where=_where)
+        return _parse(doc)
+    except configfile.ConfigFileError as exc:
+        raise _rules_error(exc) from None
 
 
-def _check_references(spec: RulesFile, lines: _Lines, filename: str) -> None:
+def _check_references(spec: RulesFile, doc: configfile.Document) -> None:
     """Cross-field checks pydantic cannot express: unique ids, known departments."""
     dep_ids: dict[str, int] = {}
     for i, dep in enumerate(spec.departments):
         if dep.id in dep_ids:
-            raise RulesError(
-                filename,
-                lines.line_for(("departments", i, "id")),
-                f"duplicate department id {dep.id!r} (first at line "
-                f"{lines.line_for(('departments', dep_ids[dep.id], 'id'))})",
+            first = doc.line_for(("departments", dep_ids[dep.id], "id"))
+            doc.add(
+                ("departments", i, "id"),
+                f"duplicate department id {dep.id!r} (first at line {first})",
+                show_where=False,
             )
+            continue
         dep_ids[dep.id] = i
     if spec.defaults.department not in dep_ids:
-        raise RulesError(
-            filename,
-            lines.line_for(("defaults", "department")),
+        doc.add(
+            ("defaults", "department"),
             f"defaults.department {spec.defaults.department!r} is not a declared department "
             f"(declared: {', '.join(sorted(dep_ids))})",
+            show_where=False,
         )
     seen: dict[str, int] = {}
     for i, rule in enumerate(spec.rules):
         if rule.id in seen:
-            raise RulesError(
-                filename,
-                lines.line_for(("rules", i, "id")),
-                f"duplicate rule id {rule.id!r} (first at line "
-                f"{lines.line_for(('rules', seen[rule.id], 'id'))})",
+            first = doc.line_for(("rules", seen[rule.id], "id"))
+            doc.add(
+                ("rules", i, "id"),
+                f"duplicate rule id {rule.id!r} (first at line {first})",
+                show_where=False,
             )
-        seen[rule.id] = i
+        else:
+            seen[rule.id] = i
         dep = rule.set.department
         if dep is not None and dep not in dep_ids:
-            raise RulesError(
-                filename,
-                lines.line_for(("rules", i, "set", "department")),
+            doc.add(
+                ("rules", i, "set", "department"),
                 f"rule {rule.id!r}: unknown department {dep!r} "
                 f"(declared: {', '.join(sorted(dep_ids))})",
+                show_where=False,
             )
         if rule.set.urgency is not None and rule.set.raise_urgency is not None:
-            raise RulesError(
-                filename,
-                lines.line_for(("rules", i, "set", "raise_urgency")),
+            doc.add(
+                ("rules", i, "set", "raise_urgency"),
                 f"rule {rule.id!r}: set either 'urgency' or 'raise_urgency', not both",
+                show_where=False,
             )
 
 
-def _compile(spec: RulesFile, lines: _Lines, filename: str) -> RuleSet:
+def _compile(spec: RulesFile, doc: configfile.Document) -> RuleSet:
     term_index: dict[str, int] = {}
 
     def idx(terms: list[str] | None) -> frozenset[int] | None:
@@ -517,7 +398,7 @@ def _compile(spec: RulesFile, lines: _Lines, filename: str) -> RuleSet:
                 id=r.id,
                 priority=r.priority,
                 order=order,
-                line=lines.line_for(("rules", order)),
+                line=doc.line_for(("rules", order)),
                 any_terms=idx(w.any),
                 all_terms=idx(w.all),
                 none_terms=idx(w.none),
@@ -542,7 +423,7 @@ def _compile(spec: RulesFile, lines: _Lines, filename: str) -> RuleSet:
         buckets.setdefault(t[0], []).append((i, t))
     return RuleSet(
         version=spec.version,
-        filename=filename,
+        filename=doc.filename,
         defaults=spec.defaults,
         departments={d.id: d for d in spec.departments},
         rules=tuple(compiled),

@@ -48,7 +48,9 @@ def test_bad_file_value_names_file_and_line(tmp_path: Path) -> None:
 def test_unknown_setting_in_file(tmp_path: Path) -> None:
     f = tmp_path / "bad.yaml"
     f.write_text("partitions: 3\npartitons: 4\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml:2: unknown setting 'partitons'"):
+    with pytest.raises(
+        ConfigError, match=r"bad.yaml:2: partitons: unknown key \(did you mean 'partitions'\?\)"
+    ):
         load_settings(config_file=f, environ={})
 
 

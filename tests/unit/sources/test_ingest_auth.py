@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,7 @@ def test_sources_file_is_loaded_with_secrets_from_file_or_environment(tmp_path: 
         "  secret: 'abcdefghijklmnop-1'\n"
         "  channels: [cti, freeswitch]\n"
         "mailgw-hz:\n"
-        "  secret_env: MAIL_SECRET\n"
+        "  secret: ${MAIL_SECRET}\n"
         "  channels:\n"
         "    - email\n",
     )
@@ -126,28 +127,73 @@ def test_sources_file_is_loaded_with_secrets_from_file_or_environment(tmp_path: 
     assert "secret" not in repr(sources["mailgw-hz"]).replace("secret=", "")
 
 
+def test_secret_env_is_a_deprecated_alias_of_a_variable_reference(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path, "mailgw-hz:\n  secret_env: MAIL_SECRET\n  channels: [email]\n")
+    with caplog.at_level(logging.WARNING, logger="vocflow.ingest"):
+        sources = load_sources(path, environ={"MAIL_SECRET": "s" * 32})
+    assert sources["mailgw-hz"].secret == b"s" * 32
+    assert (
+        f"{path}:2: source 'mailgw-hz': secret_env is deprecated; write secret: ${{MAIL_SECRET}}"
+        in (caplog.text)
+    )
+
+
+def test_a_secret_from_the_environment_is_never_shown(tmp_path: Path) -> None:
+    path = write(tmp_path, "a:\n  secret: ${A_SECRET}\n  channels: [cti]\n")
+    with pytest.raises(SourcesError) as info:
+        load_sources(path, environ={"A_SECRET": "tiny-secret"})
+    assert f"{path}:2: source 'a': secret: 11 bytes is too short" in str(info.value)
+    assert "tiny-secret" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("a:\n  secret: 'abcdefghijklmnopq'\n  channels: [cti, phon]\n", ":3: source 'a': unknown"),
-        ("a:\n  secret: short\n  channels: [cti]\n", ":2: source 'a': secret is 5 bytes"),
-        ("a:\n  channels: [cti]\n", ":2: source 'a': give exactly one of 'secret'"),
-        ("a:\n  secret: 'abcdefghijklmnopq'\n", ":2: source 'a': 'channels' is missing"),
-        ("a:\n  secret: 'abcdefghijklmnopq'\n  channels: []\n", ":3: source 'a': channels must"),
+        (
+            "a:\n  secret: 'abcdefghijklmnopq'\n  channels: [cti, phon]\n",
+            ":3: source 'a': channels[1]: unknown channel 'phon'; known: cti, freeswitch,",
+        ),
+        (
+            "a:\n  secret: short\n  channels: [cti]\n",
+            ":2: source 'a': secret: 5 bytes is too short",
+        ),
+        ("a:\n  channels: [cti]\n", ":1: source 'a': secret: missing (the source's HMAC key"),
+        ("a:\n  secret: 'abcdefghijklmnopq'\n", ":1: source 'a': channels: missing (list of cti,"),
+        (
+            "a:\n  secret: 'abcdefghijklmnopq'\n  channels: []\n",
+            ":3: source 'a': channels: must be a non-empty list of cti,",
+        ),
         (
             "a:\n  secret: 'abcdefghijklmnopq'\n  channels: [cti]\n  chanels: [sms]\n",
-            ":4: source 'a': unknown key 'chanels'",
+            ":4: source 'a': chanels: unknown key (did you mean 'channels'?)",
         ),
-        ("a:\n  secret_env: NOPE\n  channels: [cti]\n", ":2: source 'a': environment variable"),
-        ("'bad name':\n  secret: 'abcdefghijklmnopq'\n  channels: [cti]\n", ":1: source name"),
+        (
+            "a:\n  secret: ${NOPE}\n  channels: [cti]\n",
+            ":2: source 'a': secret: environment variable NOPE is not set",
+        ),
+        (
+            "a:\n  secret_env: NOPE\n  channels: [cti]\n",
+            ":2: source 'a': secret: environment variable 'NOPE' (secret_env) is not set",
+        ),
+        (
+            "a:\n  secret: 'abcdefghijklmnopq'\n  secret_env: A\n  channels: [cti]\n",
+            ":3: source 'a': secret_env: give 'secret' or the deprecated 'secret_env', not both",
+        ),
+        (
+            "'bad name':\n  secret: 'abcdefghijklmnopq'\n  channels: [cti]\n",
+            ":1: source 'bad name': a source name is 1-64 of A-Z a-z 0-9 . _ -",
+        ),
         (
             "a:\n  secret: 'abcdefghijklmnopq'\n  channels: [cti]\n"
             "a:\n  secret: 'abcdefghijklmnopq'\n  channels: [sms]\n",
-            ":4: source 'a' is defined twice",
+            ":4: duplicate key 'a' (first at line 1)",
         ),
         ("a: [\n", ":2: invalid YAML"),
         ("", ":1: no sources defined"),
-        ("- a\n", ":1: must be a mapping"),
+        ("- a\n", ":1: the top level must be a mapping of source name -> settings"),
+        ("{}\n", ":1: no sources defined"),
     ],
 )
 def test_sources_file_errors_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
