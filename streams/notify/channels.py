@@ -2,8 +2,9 @@
 
 Everything here is a pure function of a rendered :class:`Message`, a receiver
 and the current time, so that every payload can be unit-tested byte for byte
-(tests/unit/test_notify_channels.py). The network, the outbox and the retries
-live in :mod:`vocflow.streams.notify.service`.
+(tests/unit/notify/test_notify_channels.py). The message itself is rendered in
+:mod:`vocflow.streams.notify.render`; the network, the outbox and the retries
+live in :mod:`vocflow.streams.notify.service` and :mod:`vocflow.streams.notify.outbox`.
 
 Why each tool is handled the way it is:
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from vocflow.streams.notify.service import load_notify_config, parse_duration
+from vocflow.streams.notify.config import load_notify_config, parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
 AM_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"

@@ -20,21 +20,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from vocflow.streams.notify.channels import plain_text
-from vocflow.streams.notify.service import (
-    SERVICE,
+from vocflow.streams.notify.config import (
     NotifyConfig,
     NotifyConfigError,
-    NotifyService,
-    Outbox,
-    PayloadError,
-    create_app,
-    format_duration,
     parse_duration,
     parse_notify_config,
-    parse_webhook,
-    render,
 )
-from vocflow.streams.notify.service import _Lang as Lang
+from vocflow.streams.notify.outbox import Outbox
+from vocflow.streams.notify.render import _Lang as Lang
+from vocflow.streams.notify.render import format_duration, render
+from vocflow.streams.notify.service import SERVICE, NotifyService, create_app
+from vocflow.streams.notify.webhook import PayloadError, parse_webhook
 
 pytestmark = pytest.mark.clock
 
@@ -178,17 +174,17 @@ routes:
     receivers: [network]
 """
     assert [p.strip() for p in problems(bad)] == [
-        "notify.yaml:1: language: must be one of zh, en, both, not 'fr'",
-        "notify.yaml:16: delivery.timeout: 'soon' is not a duration such as 10s, 5m or 24h",
+        "notify.yaml:1: language: Input should be 'zh', 'en' or 'both'",
         "notify.yaml:4: receivers.billing.type: must be one of wecom, dingtalk, feishu, slack, "
         "webhook, not 'wechat'",
         "notify.yaml:9: receivers.network.secret: wecom does not sign requests; its key belongs "
         "in the url",
         "notify.yaml:12: receivers.vendor.url: must be an http:// or https:// address",
         "notify.yaml:15: receivers.tickets.url: environment variable MISSING_VAR is not set",
-        "notify.yaml:18: routes.0.receivers: unknown receiver 'nobody' (known: billing, network, "
-        "tickets, vendor)",
-        "notify.yaml:19: routes.1: unreachable: route 0 above matches every alert (and has no "
+        "notify.yaml:16: delivery.timeout: 'soon' is not a duration such as 10s, 5m or 24h",
+        "notify.yaml:18: routes[0].receivers: unknown receiver 'nobody' (known: billing, "
+        "network, tickets, vendor)",
+        "notify.yaml:19: routes[1]: unreachable: route 0 above matches every alert (and has no "
         "continue: true)",
     ]
 

@@ -23,7 +23,7 @@ from vocflow.streams.notify.channels import (
     markdown,
     webhook_sign,
 )
-from vocflow.streams.notify.service import render
+from vocflow.streams.notify.render import render
 
 SECRET = "SEC0123456789abcdef"
 NOW = 1731307500.0  # 2024-11-11 06:45:00 UTC = 14:45 Beijing time
