@@ -53,16 +53,11 @@ from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from vocflow.streams.core import http
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.notify.channels import build_request, check_answer
 from vocflow.streams.notify.config import (
@@ -257,8 +252,12 @@ class NotifyService:
         target = request.match_info.get("target") or request.query.get("department")
         if target is not None and not NAME.match(target):
             return web.json_response({"error": f"bad department {target!r}"}, status=400)
+        body = await http.read_body(request, MAX_BODY_BYTES)
+        if body is None:
+            error = f"body larger than {MAX_BODY_BYTES} bytes"
+            return web.json_response({"error": error}, status=413)
         try:
-            notification, alerts = parse_webhook(await request.read())
+            notification, alerts = parse_webhook(body)
         except PayloadError as exc:
             log.warning("notify: rejected a webhook: %s", exc)
             return web.json_response({"error": str(exc)}, status=400)
@@ -288,19 +287,13 @@ class NotifyService:
             self._wake[receiver].set()
         return web.json_response({"queued": result.queued, "duplicates": result.duplicates})
 
-    async def healthz(self, request: web.Request) -> web.Response:
+    async def health(self) -> tuple[bool, dict[str, Any]]:
         try:
             await self._refresh_pending()
         except (sqlite3.Error, RuntimeError) as exc:
-            body = {"status": "outbox unavailable", "error": str(exc)}
-            return web.json_response(body, status=503)
+            return False, {"status": "outbox unavailable", "error": str(exc)}
         pending = {name: count for name, (count, _) in self.pending.items()}
-        return web.json_response({"status": "ok", "pending": pending})
-
-    async def metrics_page(self, request: web.Request) -> web.Response:
-        response = web.Response(body=generate_latest(self.registry))
-        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-        return response
+        return True, {"status": "ok", "pending": pending}
 
     # -------------------------------------------------------------- senders
 
@@ -422,14 +415,16 @@ def create_app(
 ) -> web.Application:
     """The notify web app; the outbox and senders start and stop with it."""
     service = NotifyService(config, outbox_path, clock=clock, rng=rng)
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = http.create_app(
+        max_body_bytes=MAX_BODY_BYTES,
+        registry=service.registry,
+        health=service.health,
+        start=service.start,
+        stop=service.stop,
+    )
     app[SERVICE] = service
     app.router.add_post("/alertmanager", service.alertmanager)
     app.router.add_post("/alertmanager/{target}", service.alertmanager)
-    app.router.add_get("/healthz", service.healthz)
-    app.router.add_get("/metrics", service.metrics_page)
-    app.on_startup.append(service.start)
-    app.on_cleanup.append(service.stop)
     return app
 
 
@@ -452,16 +447,13 @@ def run_notify(settings: Settings, config: NotifyConfig) -> None:
         flush=True,
     )
     try:
-        web.run_app(
+        http.serve(
             app,
             host=settings.notify_host,
             port=settings.notify_port,
-            print=None,
-            access_log=log if settings.log_level.lower() == "debug" else None,
             shutdown_timeout=5,
+            access_log=log if settings.log_level.lower() == "debug" else None,
+            port_hint="set VOCFLOW_NOTIFY_PORT or --port",
         )
-    except OSError as exc:
-        raise NotifyStartError(
-            f"cannot listen on {settings.notify_host}:{settings.notify_port}: {exc.strerror}; "
-            "set VOCFLOW_NOTIFY_PORT or --port"
-        ) from None
+    except http.ServeError as exc:
+        raise NotifyStartError(str(exc)) from None

@@ -42,17 +42,10 @@ from typing import Annotated, Any, Protocol
 
 import orjson
 from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from vocflow.streams.core import configfile, kafka_clients
+from vocflow.streams.core import configfile, http, kafka_clients
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.sources.adapters import ADAPTERS, AdapterError
@@ -72,7 +65,6 @@ MIN_SECRET_BYTES = 16
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _HEALTH_CACHE_S = 1.0
 _HEALTH_TIMEOUT_S = 3.0
-_READ_CHUNK = 64 * 1024
 
 
 # ---------------------------------------------------------------- sources file
@@ -498,16 +490,7 @@ class ItemResult:
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
-    return _json(status, {"error": code, "message": message, **extra})
-
-
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(body),
-        status=status,
-        content_type="application/json",
-        headers=headers,
-    )
+    return http.json_response(status, {"error": code, "message": message, **extra})
 
 
 def split_items(channel: str, body: bytes) -> list[bytes]:
@@ -599,7 +582,7 @@ class IngestService:
         self.metrics.kafka_up.set(1 if ok else 0)
         return ok
 
-    async def healthz(self, request: web.Request) -> web.Response:
+    async def health(self) -> tuple[bool, dict[str, Any]]:
         ok = await self.kafka_ok()
         body = {
             "status": "ok" if ok else "kafka_unavailable",
@@ -607,13 +590,7 @@ class IngestService:
             "topic": self.topic,
             "in_flight": self.gate.in_flight,
         }
-        return _json(200 if ok else 503, body)
-
-    async def metrics_page(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(self.metrics.registry),
-            headers={"Content-Type": CONTENT_TYPE_LATEST},
-        )
+        return ok, body
 
     # ---- POST /v1/events/{channel}
 
@@ -636,7 +613,7 @@ class IngestService:
         limit = settings.ingest_max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             return self._too_large(request.content_length, limit)
-        body = await self._read_body(request, limit)
+        body = await http.read_body(request, limit)
         if body is None:
             return self._too_large(None, limit)
         try:
@@ -680,20 +657,6 @@ class IngestService:
             " send smaller batches",
             limit=limit,
         )
-
-    @staticmethod
-    async def _read_body(request: web.Request, limit: int) -> bytes | None:
-        """The body, or None as soon as it exceeds ``limit`` (also for chunked uploads)."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = await request.content.read(_READ_CHUNK)
-            if not chunk:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
 
     def _parse(self, channel: str, source: Source, raw_items: list[bytes]) -> list[ItemResult]:
         adapter = ADAPTERS[channel]
@@ -770,7 +733,7 @@ class IngestService:
             counts["rejected"],
             unavailable,
         )
-        return _json(status, body, headers)
+        return http.json_response(status, body, headers)
 
     async def _send_items(self, channel: str, items: list[ItemResult]) -> None:
         """Send every event, wait for acks up to the produce timeout, mark items accepted."""
@@ -819,14 +782,15 @@ def create_app(
     service = IngestService(
         settings, sources, producer_factory=producer_factory, health_check=health_check, clock=clock
     )
-    # Bodies are read by the handler itself (with its own limit and a JSON 413).
-    app = web.Application(client_max_size=settings.ingest_max_body_bytes + 1)
+    app = http.create_app(
+        max_body_bytes=settings.ingest_max_body_bytes,
+        registry=service.metrics.registry,
+        health=service.health,
+        start=service.start,
+        stop=service.stop,
+    )
     app[SERVICE] = service
     app.router.add_post("/v1/events/{channel}", service.post_events)
-    app.router.add_get("/healthz", service.healthz)
-    app.router.add_get("/metrics", service.metrics_page)
-    app.on_startup.append(service.start)
-    app.on_cleanup.append(service.stop)
     return app
 
 
@@ -871,19 +835,16 @@ def run_ingest(settings: Settings, sources: Mapping[str, Source]) -> None:
         flush=True,
     )
     try:
-        web.run_app(
+        http.serve(
             app,
             host=settings.ingest_host,
             port=settings.ingest_port,
-            print=None,
-            access_log=log if settings.log_level.lower() == "debug" else None,
             shutdown_timeout=settings.ingest_produce_timeout_s + 5,
+            access_log=log if settings.log_level.lower() == "debug" else None,
+            port_hint="set VOCFLOW_INGEST_PORT or --port",
         )
-    except OSError as exc:
-        raise IngestStartError(
-            f"cannot listen on {settings.ingest_host}:{settings.ingest_port}: {exc.strerror}; "
-            "set VOCFLOW_INGEST_PORT or --port"
-        ) from None
+    except http.ServeError as exc:
+        raise IngestStartError(str(exc)) from None
     except Exception as exc:
         from aiokafka.errors import KafkaError
 

@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from vocflow.streams.notify import service as notify_service
 from vocflow.streams.notify.channels import plain_text
 from vocflow.streams.notify.config import (
     NotifyConfig,
@@ -538,7 +539,9 @@ def test_secrets_never_reach_logs_or_the_outbox(
     assert "wecom-key-123456" not in caplog.text
 
 
-def test_bad_requests_and_token(tmp_path: Path) -> None:
+def test_bad_requests_and_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notify_service, "MAX_BODY_BYTES", 2048)
+
     async def scenario(client: TestClient, service: NotifyService, chat: Recorder) -> None:
         assert (await client.post("/alertmanager", data=b"nope")).status == 401
         headers = {"Authorization": "Bearer tok-123456"}
@@ -546,6 +549,8 @@ def test_bad_requests_and_token(tmp_path: Path) -> None:
         assert bad.status == 400 and "not JSON" in (await bad.json())["error"]
         odd = await client.post("/alertmanager/bad%20name", data=webhook(FIRING), headers=headers)
         assert odd.status == 400
+        huge = await client.post("/alertmanager", data=b" " * 2049, headers=headers)
+        assert (huge.status, await huge.json()) == (413, {"error": "body larger than 2048 bytes"})
         ok = await client.post("/alertmanager", data=webhook(FIRING), headers=headers)
         assert ok.status == 200
         health = await (await client.get("/healthz")).json()
