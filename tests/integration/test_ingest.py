@@ -124,9 +124,8 @@ def test_ingest_refuses_to_start_with_a_bad_sources_file(tmp_path: Path) -> None
     )
     result = vocflow("ingest", env=env)
     assert result.returncode == 2
-    assert f"{env['VOCFLOW_INGEST_SOURCES_FILE']}:3: source 'cti-main': unknown channel 'fax'" in (
-        result.stderr
-    )
+    where = f"{env['VOCFLOW_INGEST_SOURCES_FILE']}:3: source 'cti-main': channels[1]"
+    assert f"{where}: unknown channel 'fax'" in result.stderr
     assert "Traceback" not in result.stderr
     del env["VOCFLOW_INGEST_SOURCES_FILE"]
     result = vocflow("ingest", env=env)
