@@ -28,6 +28,7 @@ import yaml
 
 from tests.conftest import free_port
 from tests.integration.conftest import get_json, wait_for
+from vocflow.streams.tools import procs
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
@@ -154,10 +155,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     am_config.write_text(_alertmanager_config(notify_port), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOCFLOW_")}
     env["VOCFLOW_DATA_DIR"] = str(tmp / "data")
-    procs: list[subprocess.Popen[bytes]] = []
+    children: list[subprocess.Popen[bytes]] = []
     try:
         with open(tmp / "notify.log", "wb") as log:
-            procs.append(
+            children.append(
                 subprocess.Popen(
                     [*procs.CLI, "notify", "--routes",
                      str(routes), "--port", str(notify_port)],
@@ -165,7 +166,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 )
             )  # fmt: skip
         with open(tmp / "alertmanager.log", "wb") as log:
-            procs.append(
+            children.append(
                 subprocess.Popen(
                     [ALERTMANAGER, f"--config.file={am_config}",
                      f"--storage.path={tmp / 'am-data'}",
@@ -184,7 +185,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         result.wait(lambda: up(f"{result.alertmanager}/-/ready"), "alertmanager /-/ready")
         yield result
     finally:
-        for proc in reversed(procs):
+        for proc in reversed(children):
             _stop(proc)
         robot.shutdown()
         robot.server_close()
