@@ -15,8 +15,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from vocflow.streams.core import configfile
-from vocflow.streams.kpi.contributions import Targets
-from vocflow.streams.kpi.models import FoldConfig
 
 ENV_PREFIX = "VOCFLOW_"
 CONFIG_ENV = "VOCFLOW_CONFIG"
@@ -255,23 +253,3 @@ def load_settings(
     if problems or settings is None:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return settings
-
-
-def fold_config(settings: Settings) -> FoldConfig:
-    """The fold's view of the settings (short-abandon thresholds in integer ms)."""
-    return FoldConfig(
-        short_abandon_ms=round(settings.short_abandon_seconds * 1000),
-        short_abandon_ms_by_queue={
-            q: round(s * 1000) for q, s in settings.short_abandon_seconds_by_queue.items()
-        },
-    )
-
-
-def kpi_targets(settings: Settings) -> Targets:
-    """What the 1-minute KPI contributions are judged against (SL thresholds in ms)."""
-    return Targets(
-        sl_threshold_ms=round(settings.sl_threshold_seconds * 1000),
-        sl_threshold_ms_by_queue={
-            q: round(s * 1000) for q, s in settings.sl_threshold_by_queue.items()
-        },
-    )

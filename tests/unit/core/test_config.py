@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from vocflow.streams.core.settings import ConfigError, fold_config, kpi_targets, load_settings
+from vocflow.streams.core.settings import ConfigError, load_settings
+from vocflow.streams.kpi.config import fold_config, kpi_targets
 
 
 def test_defaults() -> None:
