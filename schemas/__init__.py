@@ -1,4 +1,6 @@
-"""Published event schemas (pydantic v2). JSON Schema copies live in `json/`."""
+"""Published schemas (pydantic v2): `source/` events that come in, `derived/` records
+the pipeline derives, `api/` documents the worker's HTTP API answers (imported from
+`vocflow.schemas.api`). JSON Schema copies live in `json/`."""
 
 from vocflow.schemas.common import SCHEMA_VERSION
 from vocflow.schemas.derived.deadletter import DeadLetter, FieldError, Reason, SourceRef

@@ -20,6 +20,7 @@ from vocflow.schemas import (
     RoutingEnvelope,
     ShiftRecord,
 )
+from vocflow.schemas.api import KpiDocument, PipelineStats
 from vocflow.schemas.derived.alert import VocAlert
 
 PUBLISHED: dict[str, type[BaseModel]] = {
@@ -31,6 +32,9 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "customer_profile": CustomerProfile,
     "shift_record": ShiftRecord,
     "voc_alert": VocAlert,
+    # HTTP API documents (schemas/api/)
+    "api_kpis": KpiDocument,
+    "api_stats": PipelineStats,
 }
 
 JSON_DIR = Path(__file__).parent / "json"

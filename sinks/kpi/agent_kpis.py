@@ -317,18 +317,19 @@ def refresh(
     settings: Settings,
     store: ClickHouseStore,
     now: datetime,
-    agents_doc: dict[str, Any],
     timelines: list[AgentTimeline],
-) -> None:
-    """Add team (and centre) utilization and adherence to each interval of
-    /api/kpis' ``agents`` section, from the round's own ``timelines`` (those
-    of its occupancy), then rewrite agent_intervals if an interval closed
-    since the last round."""
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Team (and centre) utilization and adherence for each interval of /api/kpis'
+    ``agents`` section (interval -> ``utilization_by_team``, ``utilization``,
+    ``adherence_by_team``, ``adherence``), from the round's own ``timelines``
+    (those of its occupancy); then rewrite agent_intervals if an interval
+    closed since the last round."""
     ivs = intervals(now, settings.timezone)
     shifts = load_shifts(store, *span(ivs))
+    out: dict[str, dict[str, dict[str, Any]]] = {}
     for label, iv in ivs.items():
         times = all_agent_times(timelines, shifts, iv, as_of=to_ms(now))
-        section = agents_doc.setdefault(label, {})
+        section = out[label] = {}
         for name, ratio in (("utilization", utilization), ("adherence", adherence)):
             section[f"{name}_by_team"] = {g: kpi_json(k) for g, k in ratio(times, "team").items()}
             section[name] = {g: kpi_json(k) for g, k in ratio(times, None).items()}
@@ -336,6 +337,7 @@ def refresh(
         write_due_intervals(settings, store, now)
     except Exception as exc:  # a by-product: /api/kpis must not stop for it; retried next round
         log.warning("agent_intervals rewrite failed: %s", str(exc).splitlines()[0][:300])
+    return out
 
 
 # (dsn, database) -> end of the last interval written; a restart rewrites the day once.

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Gauge
 
+from vocflow.schemas.api import KpiDocument, KpiSet
 from vocflow.sinks.clickhouse.store import ClickHouseStore
 from vocflow.sinks.kpi import agent_kpis
 from vocflow.sinks.kpi import queries as kpi_queries
@@ -219,11 +220,17 @@ def compute(
     results: Callable[[Interval | None, datetime], kpi_queries.Result],
     timelines: list[AgentTimeline],
     now: datetime,
-) -> dict[str, Any]:
-    """The /api/kpis document: intervals x dimensions x KPIs, plus point-in-time gauges."""
+    team_kpis: Mapping[str, dict[str, Any]] | None = None,
+) -> KpiDocument:
+    """The /api/kpis document: intervals x dimensions x KPIs, plus point-in-time
+    gauges and the agent KPIs (occupancy from ``timelines``; ``team_kpis`` from
+    `agent_kpis.refresh`, added to each interval's section).
+
+    Built as plain JSON values and validated once, in pydantic's core: cheaper
+    than constructing an object per KPI value in Python (docs/kpis.md, "Performance")."""
     at = to_ms(now)
     doc: dict[str, Any] = {
-        "generated_at": now.isoformat(),
+        "generated_at": now,
         "timezone": settings.timezone,
         "sl_threshold_seconds": settings.sl_threshold_seconds,
         "intervals": {},
@@ -238,17 +245,18 @@ def compute(
 
     for label, iv in agent_kpis.intervals(now, settings.timezone).items():
         doc["intervals"][label] = {
-            "start": datetime.fromtimestamp(iv.start_ms / 1000, UTC).isoformat(),
-            "end": datetime.fromtimestamp(iv.end_ms / 1000, UTC).isoformat(),
+            "start": datetime.fromtimestamp(iv.start_ms / 1000, UTC),
+            "end": datetime.fromtimestamp(iv.end_ms / 1000, UTC),
             "by": section(results(iv, now), INTERVAL_KPIS),
         }
         times = all_agent_times(timelines, [], iv, as_of=at)
         doc["agents"][label] = {
             "occupancy_by_team": _one(occupancy(times, "team")),
             "occupancy": _one(occupancy(times, None)),
+            **(team_kpis or {}).get(label, {}),
         }
     doc["now"] = section(results(None, now), NOW_KPIS)
-    return doc
+    return KpiDocument.model_validate(doc)
 
 
 def _one(kpis: dict[str, Kpi]) -> dict[str, dict[str, Any]]:
@@ -260,11 +268,7 @@ def _kpi_json(k: Kpi) -> dict[str, Any]:
     return {"value": value, "numerator": k.numerator, "denominator": k.denominator}
 
 
-def _as_json(by_name: dict[str, dict[str, Kpi]]) -> dict[str, dict[str, dict[str, Any]]]:
-    return {name: _one(groups) for name, groups in by_name.items()}
-
-
-def publish_gauges(doc: dict[str, Any]) -> None:
+def publish_gauges(doc: KpiDocument) -> None:
     """Mirror the document into gauges; a group with no value this round is removed.
 
     Series are set first and stale ones removed after, never cleared and
@@ -274,29 +278,28 @@ def publish_gauges(doc: dict[str, Any]) -> None:
         g: {} for g in [*GAUGES.values(), *TEAM_GAUGES.values(), *DENOMINATOR_GAUGES.values()]
     }
 
-    def put(name: str, interval: str, by: str, groups: dict[str, Any]) -> None:
-        for group, kpi in groups.items():
-            if kpi["value"] is not None:
-                labels = {"interval": interval, "queue": "", "channel": "", "department": ""}
-                if by != "all":
-                    labels[by] = group
-                key = tuple(labels[n] for n in LABELS)
-                values[GAUGES[name]][key] = kpi["value"]
-                if name in DENOMINATOR_GAUGES:
-                    values[DENOMINATOR_GAUGES[name]][key] = kpi["denominator"]
+    def put(interval: str, by: str, kpis: KpiSet) -> None:
+        for name, groups in kpis.by_name().items():
+            for group, kpi in groups.items():
+                if kpi.value is not None:
+                    labels = {"interval": interval, "queue": "", "channel": "", "department": ""}
+                    if by != "all":
+                        labels[by] = group
+                    key = tuple(labels[n] for n in LABELS)
+                    values[GAUGES[name]][key] = kpi.value
+                    if name in DENOMINATOR_GAUGES:
+                        values[DENOMINATOR_GAUGES[name]][key] = kpi.denominator
 
-    for interval, body in doc["intervals"].items():
-        for by, names in body["by"].items():
-            for name, groups in names.items():
-                put(name, interval, by, groups)
-    for by, names in doc["now"].items():
-        for name, groups in names.items():
-            put(name, "now", by, groups)
-    for interval, body in doc["agents"].items():
+    for interval, body in doc.intervals.items():
+        for by, kpis in body.by.items():
+            put(interval, by, kpis)
+    for by, now_kpis in doc.now.items():
+        put("now", by, now_kpis)
+    for interval, agents in doc.agents.items():
         for name, gauge in TEAM_GAUGES.items():
-            for team, kpi in body.get(f"{name}_by_team", {}).items():
-                if kpi["value"] is not None:
-                    values[gauge][(interval, team)] = kpi["value"]
+            for team, kpi in (getattr(agents, f"{name}_by_team") or {}).items():
+                if kpi.value is not None:
+                    values[gauge][(interval, team)] = kpi.value
     for gauge, series in values.items():
         for label_values, value in series.items():
             gauge.labels(*label_values).set(value)
@@ -304,7 +307,7 @@ def publish_gauges(doc: dict[str, Any]) -> None:
             gauge.remove(*stale)
         _published[gauge] = set(series)
     global _last_refresh
-    _last_refresh = datetime.fromisoformat(doc["generated_at"]).timestamp()
+    _last_refresh = doc.generated_at.timestamp()
     REFRESHED.set(_last_refresh)
 
 
@@ -316,12 +319,14 @@ def refresh(
     settings: Settings,
     store: ClickHouseStore,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> dict[str, Any]:
+) -> KpiDocument:
     """One round: query, compute, publish; returns the document for /api/kpis."""
     now = clock()
     since, _ = agent_kpis.span(agent_kpis.intervals(now, settings.timezone))
     timelines = agent_kpis.load_timelines(store, since)
-    doc = compute(settings, lambda iv, at: sql_results(settings, store, iv, at), timelines, now)
-    agent_kpis.refresh(settings, store, now, doc["agents"], timelines)
+    team_kpis = agent_kpis.refresh(settings, store, now, timelines)
+    doc = compute(
+        settings, lambda iv, at: sql_results(settings, store, iv, at), timelines, now, team_kpis
+    )
     publish_gauges(doc)
     return doc

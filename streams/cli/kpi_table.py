@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from vocflow.schemas.api import Dimension, IntervalLabel, KpiDocument, KpiSet, KpiValue
 
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     # (kpi name, header, format)
@@ -18,10 +18,10 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 NOW_COLUMNS = (("queue_depth", "waiting", "count"), ("oldest_waiting_seconds", "oldest s", "secs"))
 
 
-def _fmt(kpi: dict[str, Any] | None, kind: str) -> str:
-    if not kpi or kpi.get("value") is None:
+def _fmt(kpi: KpiValue | None, kind: str) -> str:
+    if kpi is None or kpi.value is None:
         return "-"
-    value = kpi["value"]
+    value = kpi.value
     if kind == "pct":
         return f"{value * 100:.1f}%"
     if kind == "secs":
@@ -31,33 +31,33 @@ def _fmt(kpi: dict[str, Any] | None, kind: str) -> str:
     return f"{value:.0f}"
 
 
-def render_kpis(doc: dict[str, Any], interval: str, by: str) -> str:
-    body = doc["intervals"][interval]["by"]
-    names = body.get(by, {})
-    now = doc["now"].get(by, {})
+def _kpi(kpis: KpiSet | None, name: str, group: str) -> KpiValue | None:
+    return None if kpis is None else kpis.by_name()[name].get(group)
+
+
+def render_kpis(doc: KpiDocument, interval: IntervalLabel, by: Dimension) -> str:
+    section = doc.intervals[interval]
+    dim, now = section.by.get(by), doc.now.get(by)
     groups = sorted(
-        {g for kpis in names.values() for g in kpis} | {g for k in now.values() for g in k}
+        {g for kpis in (dim, now) if kpis is not None for gs in kpis.by_name().values() for g in gs}
     )
     headers = [by, *(h for _, h, _ in COLUMNS), *(h for _, h, _ in NOW_COLUMNS)]
     rows = [headers]
-    for scope, source in (("all", body.get("all", {})), *((g, None) for g in groups)):
-        kpis = (
-            source if source is not None else {n: {scope: v.get(scope)} for n, v in names.items()}
+    scopes = [("ALL", section.by.get("all"), doc.now.get("all"), "_all")]
+    scopes += [(g, dim, now, g) for g in groups]
+    for name, kpis, now_kpis, group in scopes:
+        rows.append(
+            [
+                name,
+                *(_fmt(_kpi(kpis, n, group), kind) for n, _, kind in COLUMNS),
+                *(_fmt(_kpi(now_kpis, n, group), kind) for n, _, kind in NOW_COLUMNS),
+            ]
         )
-        cells = [scope if source is None else "ALL"]
-        cells += [
-            _fmt((kpis.get(n) or {}).get(scope if source is None else "_all"), kind)
-            for n, _, kind in COLUMNS
-        ]
-        now_src = doc["now"].get("all", {}) if source is not None else now
-        key = "_all" if source is not None else scope
-        cells += [_fmt((now_src.get(n) or {}).get(key), kind) for n, _, kind in NOW_COLUMNS]
-        rows.append(cells)
     widths = [max(len(r[i]) for r in rows) for i in range(len(headers))]
     lines = [
-        f"vocflow KPIs, {interval} ({doc['intervals'][interval]['start']} .. "
-        f"{doc['intervals'][interval]['end']}), generated {doc['generated_at']}, "
-        f"SL T={doc['sl_threshold_seconds']:g}s"
+        f"vocflow KPIs, {interval} ({section.start.isoformat()} .. "
+        f"{section.end.isoformat()}), generated {doc.generated_at.isoformat()}, "
+        f"SL T={doc.sl_threshold_seconds:g}s"
     ]
     for r in rows:
         lines.append(

@@ -71,6 +71,9 @@ def cmd_kpis(args: argparse.Namespace) -> int:
     import time
     import urllib.error
 
+    from pydantic import ValidationError
+
+    from vocflow.schemas.api import KpiDocument
     from vocflow.streams.cli.kpi_table import render_kpis
     from vocflow.streams.tools.demo import fetch_json
 
@@ -93,9 +96,13 @@ def cmd_kpis(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(doc, ensure_ascii=False, indent=2))
             return 0
+        try:
+            kpis = KpiDocument.model_validate(doc)
+        except ValidationError as exc:
+            raise UserError(f"{url} answered a document this vocflow cannot read: {exc}") from None
         if not args.once:
             print("\033[2J\033[H", end="")
-        print(render_kpis(doc, args.interval, args.by))
+        print(render_kpis(kpis, args.interval, args.by))
         if args.once:
             return 0
         time.sleep(args.refresh)

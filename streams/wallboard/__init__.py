@@ -40,13 +40,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import orjson
 from aiohttp import web
 
+from vocflow.schemas.api import Dimension, KpiDocument, KpiSet
+
 log = logging.getLogger(__name__)
+S = TypeVar("S", bound=KpiSet)
 
 ASSET_DIR = Path(__file__).resolve().parent
 PAGE_TEMPLATE = "index.html"
@@ -151,40 +154,38 @@ class BoardFilter:
 # ------------------------------------------------------------------ filtering
 
 
-def _keep_groups(by_map: dict[str, Any], dim: str, keep: tuple[str, ...]) -> dict[str, Any]:
+def _keep_groups(
+    by_map: dict[Dimension, S], dim: Dimension, keep: tuple[str, ...]
+) -> dict[Dimension, S]:
     """Copy of a `by` map where dimension `dim` holds only the groups in `keep`."""
     if not keep or dim not in by_map:
         return by_map
-    wanted = set(keep)
-    return {
-        **by_map,
-        dim: {
-            name: {g: v for g, v in groups.items() if g in wanted}
-            for name, groups in by_map[dim].items()
-        },
-    }
+    return {**by_map, dim: by_map[dim].only(set(keep))}
 
 
-def filter_document(doc: dict[str, Any], flt: BoardFilter) -> dict[str, Any]:
+def filter_document(doc: KpiDocument, flt: BoardFilter) -> KpiDocument:
     """The KPI document with only this kiosk's queues and departments (others untouched).
 
     Totals (`all`) and channels stay: the page re-aggregates the header from
     the queue tiles' numerators and denominators when a queue filter is set.
     """
+    if not flt.queues and not flt.departments:
+        return doc
 
-    def narrow(by_map: dict[str, Any]) -> dict[str, Any]:
+    def narrow(by_map: dict[Dimension, S]) -> dict[Dimension, S]:
         return _keep_groups(
             _keep_groups(by_map, "queue", flt.queues), "department", flt.departments
         )
 
-    return {
-        **doc,
-        "intervals": {
-            label: {**body, "by": narrow(body.get("by", {}))}
-            for label, body in doc.get("intervals", {}).items()
-        },
-        "now": narrow(doc.get("now", {})),
-    }
+    return doc.model_copy(
+        update={
+            "intervals": {
+                label: body.model_copy(update={"by": narrow(body.by)})
+                for label, body in doc.intervals.items()
+            },
+            "now": narrow(doc.now),
+        }
+    )
 
 
 def _jsonable(item: Any) -> Any:
@@ -243,13 +244,13 @@ def normalize_extras(extras: Mapping[str, Any] | None, flt: BoardFilter) -> dict
 
 
 def stream_payload(
-    doc: dict[str, Any] | None,
+    doc: KpiDocument | None,
     extras: Mapping[str, Any] | None,
     flt: BoardFilter,
 ) -> dict[str, Any]:
     """One `update` event: the filtered KPI document (None until the first refresh) + extras."""
     return {
-        "kpis": None if doc is None else filter_document(doc, flt),
+        "kpis": None if doc is None else filter_document(doc, flt).model_dump(),
         **normalize_extras(extras, flt),
     }
 
@@ -353,7 +354,7 @@ def _safe(fn: Callable[[], Any], what: str) -> Any:
 
 async def serve_stream(
     request: web.Request,
-    get_kpis: Callable[[], dict[str, Any] | None],
+    get_kpis: Callable[[], KpiDocument | None],
     get_extras: Callable[[], dict[str, Any]],
     *,
     push_seconds: float = PUSH_SECONDS,
@@ -402,7 +403,7 @@ async def serve_stream(
 
 def register_wallboard(
     app: Any,
-    get_kpis: Callable[[], dict[str, Any] | None],
+    get_kpis: Callable[[], KpiDocument | None],
     get_extras: Callable[[], dict[str, Any]],
     *,
     push_seconds: float = PUSH_SECONDS,
@@ -410,8 +411,8 @@ def register_wallboard(
 ) -> None:
     """Add GET /wallboard, /wallboard/static/{name} and /api/stream to a Faust app.
 
-    `get_kpis` returns the /api/kpis document (None until the first KPI
-    refresh); `get_extras` returns {"hot_topics": [...], "alerts": [...]}
+    `get_kpis` returns the /api/kpis document (a `KpiDocument`; None until the
+    first KPI refresh); `get_extras` returns {"hot_topics": [...], "alerts": [...]}
     (lists, or SurgeDetector.hot_topics()'s {dimension: rows}; either may be
     missing or empty). Both are called on the event loop every `push_seconds`
     per open screen, so they must only read what is already in memory.

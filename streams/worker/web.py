@@ -5,14 +5,18 @@ ClickHouse (the KPIs are computed there)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import faust
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from vocflow.schemas.api import Dimension, KpiDocument, KpiSet, PipelineStats
 from vocflow.sinks.prometheus import metrics
 from vocflow.streams.worker.wiring import WorkerApp
+
+S = TypeVar("S", bound=KpiSet)
 
 
 def counter_values(counter: Any) -> dict[tuple[str, ...], float]:
@@ -25,49 +29,59 @@ def counter_values(counter: Any) -> dict[tuple[str, ...], float]:
     return out
 
 
-def pipeline_stats(app: WorkerApp) -> dict[str, Any]:
+def pipeline_stats(app: WorkerApp) -> PipelineStats:
+    """/api/stats without the ClickHouse row counts (the page adds them)."""
     stage_in = counter_values(metrics.STAGE_IN)
     stage_out = counter_values(metrics.STAGE_OUT)
     dlq = counter_values(metrics.DLQ)
-    return {
-        "stages": {
-            stage: {
-                "in": int(value),
-                "out": {t: int(v) for (s, t), v in stage_out.items() if s == stage},
-                "dlq": int(sum(v for (s, _), v in dlq.items() if s == stage)),
-            }
-            for (stage,), value in stage_in.items()
-        },
-        "dlq_by_reason": {f"{s}/{r}": int(v) for (s, r), v in dlq.items()},
-    }
-
-
-def filter_kpis(doc: dict[str, Any], query: Any) -> dict[str, Any]:
-    """?interval=15m|60m|today, ?by=all|queue|channel|department, ?queue=/channel=/department=."""
-    intervals = {k: v for k, v in doc["intervals"].items() if query.get("interval") in (None, k)}
-    dims = {"queue", "channel", "department"}
-    wanted_by = query.get("by") or next((d for d in dims if d in query), None)
-
-    def keep_groups(by: str, names: dict[str, Any]) -> dict[str, Any]:
-        value = query.get(by)
-        if value is None:
-            return names
-        return {n: {g: k for g, k in groups.items() if g == value} for n, groups in names.items()}
-
-    def pick(by_map: dict[str, Any]) -> dict[str, Any]:
-        return {
-            by: keep_groups(by, names) for by, names in by_map.items() if wanted_by in (None, by)
+    return PipelineStats.model_validate(
+        {
+            "stages": {
+                stage: {
+                    "in": int(value),
+                    "out": {t: int(v) for (s, t), v in stage_out.items() if s == stage},
+                    "dlq": int(sum(v for (s, _), v in dlq.items() if s == stage)),
+                }
+                for (stage,), value in stage_in.items()
+            },
+            "dlq_by_reason": {f"{s}/{r}": int(v) for (s, r), v in dlq.items()},
         }
+    )
 
-    return {
-        **doc,
-        "intervals": {k: {**v, "by": pick(v["by"])} for k, v in intervals.items()},
-        "now": pick(doc["now"]),
-    }
+
+# The dimension a group filter picks when ?by= is not given (first one in the query).
+_GROUP_FILTERS: tuple[Dimension, ...] = ("queue", "channel", "department")
+
+
+def filter_kpis(doc: KpiDocument, query: Mapping[str, str]) -> KpiDocument:
+    """?interval=15m|60m|today, ?by=all|queue|channel|department, ?queue=/channel=/department=.
+
+    The same document with fewer intervals, dimensions or groups; ``agents`` as is."""
+    wanted_by = query.get("by") or next((d for d in _GROUP_FILTERS if d in query), None)
+
+    def pick(by_map: Mapping[Dimension, S]) -> dict[Dimension, S]:
+        out = {}
+        for by, kpis in by_map.items():
+            if wanted_by in (None, by):
+                group = query.get(by)
+                out[by] = kpis if group is None else kpis.only({group})
+        return out
+
+    return doc.model_copy(
+        update={
+            "intervals": {
+                label: body.model_copy(update={"by": pick(body.by)})
+                for label, body in doc.intervals.items()
+                if query.get("interval") in (None, label)
+            },
+            "now": pick(doc.now),
+        }
+    )
 
 
 def register_pages(app: WorkerApp) -> None:
     """/metrics, /healthz, /api/kpis, /api/agents and /api/stats on the worker's web server."""
+
     @app.page("/metrics")
     async def prometheus_metrics(self: faust.web.View, request: faust.web.Request) -> Any:
         # aiohttp refuses a charset inside content_type=, so set the header as is.
@@ -87,7 +101,7 @@ def register_pages(app: WorkerApp) -> None:
                 },
                 status=503,
             )
-        return self.json(filter_kpis(app.kpis, request.query))
+        return self.json(filter_kpis(app.kpis, request.query).model_dump())
 
     from vocflow.sinks.kpi.agent_kpis import AgentApi, QueryError
 
@@ -114,7 +128,9 @@ def register_pages(app: WorkerApp) -> None:
         if app.sink is not None and app.sink.store is not None:
             loop = asyncio.get_running_loop()
             try:
-                body["clickhouse"] = await loop.run_in_executor(None, app.sink.row_counts)
+                rows = await loop.run_in_executor(None, app.sink.row_counts)
+                body = body.model_copy(update={"clickhouse": rows})
             except Exception as exc:  # stats must answer even when ClickHouse does not
-                body["clickhouse_error"] = str(exc).strip().splitlines()[0][:300]
-        return self.json(body)
+                error = str(exc).strip().splitlines()[0][:300]
+                body = body.model_copy(update={"clickhouse_error": error})
+        return self.json(body.model_dump())

@@ -22,6 +22,7 @@ import faust
 from faust.types import EventT
 
 from vocflow.schemas import DeadLetter, FieldError, Reason, SourceRef
+from vocflow.schemas.api import KpiDocument
 from vocflow.sinks.clickhouse.kafka_sink import ClickHouseSink
 from vocflow.sinks.prometheus import metrics
 from vocflow.streams.core import kafka_clients
@@ -68,7 +69,7 @@ class WorkerApp(faust.App):
         self.rules = RulesHolder(rules or load_rules(settings.rules_path))
         self.profiles = ProfileStore()
         self.views_loaded = asyncio.Event()
-        self.kpis: dict[str, Any] | None = None
+        self.kpis: KpiDocument | None = None  # the last KPI round's /api/kpis document
         self.detector = DetectorService(settings) if sink is not None else None
 
 

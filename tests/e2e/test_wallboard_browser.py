@@ -30,6 +30,7 @@ from aiohttp import web
 from tests.conftest import free_port
 from tests.e2e.wallboard_helpers import OUTPUT, assert_board, attr, chromium, kpi, val
 from tests.unit.wallboard.test_wallboard import hot, sample_alert, sample_document
+from vocflow.schemas.api import KpiDocument
 from vocflow.streams.wallboard import (
     BoardFilter,
     page_response,
@@ -70,7 +71,7 @@ class Feed:
 
 
 def update(doc: dict[str, Any], query: dict[str, str], extras: dict[str, Any]) -> bytes:
-    payload = stream_payload(doc, extras, BoardFilter.from_query(query))
+    payload = stream_payload(KpiDocument.model_validate(doc), extras, BoardFilter.from_query(query))
     return sse_event(
         "update", {**payload, "server_time": datetime.now(UTC).isoformat()}, retry_ms=300
     )

@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from tests.unit.kpi import gen
+from vocflow.schemas.api import IntervalKpis, KpiDocument
 from vocflow.sinks.clickhouse.store import ClickHouseStore
 from vocflow.sinks.clickhouse.tables import CONTACT_FACTS
 from vocflow.sinks.kpi import queries as kpi_queries
@@ -252,21 +253,39 @@ def test_the_sql_document_equals_the_python_document(loaded: Any) -> None:
         settings, lambda iv, at: kpi_service.facts_results(settings, facts, iv, at), [], now
     )
     assert from_sql == from_facts
-    hour = from_sql["intervals"]["60m"]["by"]
-    assert hour["department"]["service_level_ratio"]["complaints"]["denominator"] > 0
-    assert hour["all"]["fcr_ratio"]["_all"]["denominator"] > 0
-    assert from_sql["now"]["queue"]["queue_depth"]
+    hour = from_sql.intervals["60m"].by
+    assert hour["department"].service_level_ratio["complaints"].denominator > 0
+    assert hour["all"].fcr_ratio["_all"].denominator > 0
+    assert from_sql.now["queue"].queue_depth
+
+
+def empty_document(**changes: Any) -> KpiDocument:
+    return KpiDocument.model_validate(
+        {
+            "generated_at": "2026-11-23T08:00:00+00:00",
+            "timezone": "Asia/Shanghai",
+            "sl_threshold_seconds": 20.0,
+            "intervals": {},
+            "now": {},
+            "agents": {},
+            **changes,
+        }
+    )
 
 
 def test_gauges_are_replaced_without_a_gap() -> None:
-    def doc(groups: dict[str, float | None]) -> dict[str, Any]:
+    def doc(groups: dict[str, float | None]) -> KpiDocument:
         kpis = {g: {"value": v, "numerator": 0, "denominator": 1} for g, v in groups.items()}
-        return {
-            "generated_at": "2026-11-23T08:00:00+00:00",
-            "intervals": {"15m": {"by": {"queue": {"asa_seconds": kpis}}}},
-            "now": {},
-            "agents": {},
-        }
+        names = {n: {} for n in IntervalKpis.model_fields} | {"asa_seconds": kpis}
+        return empty_document(
+            intervals={
+                "15m": {
+                    "start": "2026-11-23T07:45:00+00:00",
+                    "end": "2026-11-23T08:00:00+00:00",
+                    "by": {"queue": names},
+                }
+            }
+        )
 
     gauge = kpi_service.GAUGES["asa_seconds"]
 
@@ -287,8 +306,7 @@ def test_gauges_are_replaced_without_a_gap() -> None:
 def test_the_kpi_age_counts_on_our_own_clock_from_the_last_round() -> None:
     """VocflowKpiStale compares this age, not Prometheus's time() with our timestamp:
     a skew between the two hosts' clocks must not read as stale KPIs."""
-    doc = {"generated_at": "2026-11-23T08:00:00+00:00", "intervals": {}, "now": {}, "agents": {}}
-    kpi_service.publish_gauges(doc)
+    kpi_service.publish_gauges(empty_document())
     at = datetime(2026, 11, 23, 8, 0, tzinfo=UTC).timestamp()
     assert kpi_service.kpi_age_seconds(at + 42.5) == 42.5
     assert kpi_service.REFRESHED.collect()[0].samples[0].value == at

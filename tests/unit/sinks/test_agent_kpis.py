@@ -439,10 +439,15 @@ def test_refresh_hook_adds_team_kpis_and_writes_each_boundary_once() -> None:
     store = scenario_store()
     settings = Settings()
     A._written_until.clear()
-    doc: dict[str, Any] = {"60m": {"occupancy": {}}}
     timelines = A.load_timelines(store, W0)
-    A.refresh(settings, store, at(35), doc, timelines)
-    assert set(doc) == {"15m", "60m", "today"} and doc["60m"]["occupancy"] == {}
+    doc = A.refresh(settings, store, at(35), timelines)
+    assert set(doc) == {"15m", "60m", "today"}
+    assert list(doc["60m"]) == [
+        "utilization_by_team",
+        "utilization",
+        "adherence_by_team",
+        "adherence",
+    ]
     assert doc["60m"]["adherence_by_team"] == {
         "t1": expected_team(["a1", "a2", "a3"], "adherence"),
         "t2": expected_team(["a4"], "adherence"),
@@ -452,8 +457,8 @@ def test_refresh_hook_adds_team_kpis_and_writes_each_boundary_once() -> None:
     }
     ((_, _, rows, _),) = store.inserts
     assert [r[:2] for r in rows] == [r[:2] for r in EXPECTED_ROWS[:8]]  # closed by 09:30
-    A.refresh(settings, store, at(44), {}, timelines)
+    A.refresh(settings, store, at(44), timelines)
     assert len(store.inserts) == 1  # same boundary: nothing to rewrite
-    A.refresh(settings, store, at(45), {}, timelines)
+    A.refresh(settings, store, at(45), timelines)
     assert len(store.inserts) == 2
     A._written_until.clear()

@@ -8,7 +8,6 @@ a screen on the floor.
 from __future__ import annotations
 
 import asyncio
-import copy
 import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.unit.kpi import gen
+from vocflow.schemas.api import KpiDocument
 from vocflow.schemas.derived.alert import VocAlert
 from vocflow.sinks.kpi import service as kpi_service
 from vocflow.streams.core.settings import Settings
@@ -54,13 +54,18 @@ def _computed() -> bytes:
     return orjson.dumps(
         kpi_service.compute(
             settings, lambda iv, at: kpi_service.facts_results(settings, folded, iv, at), [], NOW
-        )
+        ).model_dump()
     )
 
 
 def sample_document() -> dict[str, Any]:
-    """A real /api/kpis document (queues billing_q, network_q, tech_q, sales_q, ...)."""
+    """A real /api/kpis document as JSON (queues billing_q, network_q, tech_q, sales_q, ...)."""
     return orjson.loads(_computed())
+
+
+def sample_kpis() -> KpiDocument:
+    """The same document as the KPI service hands it to the wallboard."""
+    return KpiDocument.model_validate(sample_document())
 
 
 def sample_alert(department: str | None = "network", severity: str = "critical") -> dict[str, Any]:
@@ -112,20 +117,27 @@ def test_filter_parses_kiosk_query_leniently() -> None:
 
 
 def test_filter_document_keeps_only_the_kiosks_queues_and_departments() -> None:
-    doc = sample_document()
-    before = orjson.dumps(doc)
+    doc = sample_kpis()
+    before = orjson.dumps(doc.model_dump())
     out = filter_document(doc, BoardFilter(queues=("tech_q", "billing_q"), departments=("x",)))
-    assert orjson.dumps(doc) == before  # the shared document is never modified
-    for label, body in out["intervals"].items():
-        assert set(body["by"]) == {"all", "queue", "channel", "department"}
-        for groups in body["by"]["queue"].values():
+    assert orjson.dumps(doc.model_dump()) == before  # the shared document is never modified
+    for label, body in out.intervals.items():
+        assert set(body.by) == {"all", "queue", "channel", "department"}
+        for groups in body.by["queue"].by_name().values():
             assert set(groups) <= {"tech_q", "billing_q"}
-        assert all(groups == {} for groups in body["by"]["department"].values())
-        assert body["by"]["all"] == doc["intervals"][label]["by"]["all"]
-    assert set(out["now"]["queue"]["queue_depth"]) == {"tech_q", "billing_q"}
-    assert out["now"]["channel"] == doc["now"]["channel"]  # other dimensions untouched
-    assert out["intervals"]["today"]["by"]["all"] == doc["intervals"]["today"]["by"]["all"]
+        assert all(groups == {} for groups in body.by["department"].by_name().values())
+        assert body.by["all"] == doc.intervals[label].by["all"]
+    assert set(out.now["queue"].queue_depth) == {"tech_q", "billing_q"}
+    assert out.now["channel"] == doc.now["channel"]  # other dimensions untouched
+    assert out.intervals["today"].by["all"] == doc.intervals["today"].by["all"]
+    assert out.agents == doc.agents and out.generated_at == doc.generated_at
     assert filter_document(doc, BoardFilter()) == doc
+    # the JSON keeps the document's key order: dimensions, KPIs and the groups left
+    wire = orjson.loads(orjson.dumps(out.model_dump()))
+    assert list(wire) == list(sample_document())
+    assert list(wire["now"]["queue"]["queue_depth"]) == [
+        g for g in sample_document()["now"]["queue"]["queue_depth"] if g in ("tech_q", "billing_q")
+    ]
 
 
 def test_extras_flatten_sort_and_follow_the_department_filter() -> None:
@@ -186,13 +198,13 @@ def test_page_embeds_config_and_escapes_the_floor_name() -> None:
 def run(
     check: Callable[[TestClient, dict[str, Any]], Awaitable[None]],
     *,
-    kpis: Callable[[], dict[str, Any] | None] | None = None,
+    kpis: Callable[[], KpiDocument | None] | None = None,
     extras: Callable[[], dict[str, Any]] | None = None,
     push_seconds: float = 0.05,
     max_stream_seconds: float = 600.0,
 ) -> None:
     """Register the pages on a bare Faust app and drive its aiohttp application."""
-    box: dict[str, Any] = {"doc": sample_document(), "extras": {}}
+    box: dict[str, Any] = {"doc": sample_kpis(), "extras": {}}
     app = faust.App("wallboard-test", broker="memory://", store="memory://", autodiscover=False)
     register_wallboard(
         app,
@@ -280,9 +292,8 @@ def test_stream_sends_the_filtered_document_then_heartbeats_then_changes() -> No
         assert first.startswith(b"event: update\nretry: 3000\ndata: ")
         event, data = parse_frame(first)
         assert event == "update"
-        assert data["kpis"] == filter_document(
-            sample_document(), BoardFilter(queues=("tech_q",), departments=("network",))
-        )
+        board = BoardFilter(queues=("tech_q",), departments=("network",))
+        assert data["kpis"] == filter_document(sample_kpis(), board).model_dump()
         assert [t["key"] for t in data["hot_topics"]] == ["断网"]
         assert data["alerts"] == []  # billing's alert is not for the network board
         datetime.fromisoformat(data["server_time"])
@@ -291,12 +302,11 @@ def test_stream_sends_the_filtered_document_then_heartbeats_then_changes() -> No
         assert [e for e, _ in beats] == ["heartbeat", "heartbeat"]
         assert set(beats[0][1]) == {"server_time"}
         # a new KPI refresh is pushed without the client asking
-        changed = copy.deepcopy(box["doc"])
-        changed["generated_at"] = datetime.now(UTC).isoformat()
+        changed = box["doc"].model_copy(update={"generated_at": datetime.now(UTC)})
         box["doc"] = changed
         events = await read_events(resp, 3)
         update = next(d for e, d in events if e == "update")
-        assert update["kpis"]["generated_at"] == changed["generated_at"]
+        assert update["kpis"]["generated_at"] == changed.generated_at.isoformat()
         resp.close()
 
     run(check)
@@ -305,13 +315,13 @@ def test_stream_sends_the_filtered_document_then_heartbeats_then_changes() -> No
 def test_stream_before_the_first_kpi_refresh_and_when_a_provider_fails() -> None:
     calls = {"n": 0}
 
-    def flaky() -> dict[str, Any] | None:
+    def flaky() -> KpiDocument | None:
         calls["n"] += 1
         if calls["n"] == 1:
             return None  # not computed yet
         if calls["n"] == 2:
             raise RuntimeError("boom")
-        return sample_document()
+        return sample_kpis()
 
     async def check(client: TestClient, box: dict[str, Any]) -> None:
         resp = await client.get("/api/stream")
