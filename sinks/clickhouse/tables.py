@@ -16,11 +16,14 @@ each spec's names to the columns ClickHouse reports after the migrations.
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -29,15 +32,36 @@ from vocflow.schemas import AgentEvent, ContactEvent, DeadLetter, Resolution, Ro
 from vocflow.schemas.source.shift import ShiftRecord
 from vocflow.sinks.clickhouse.store import ClickHouseStore
 from vocflow.streams.core import topics as T
+from vocflow.streams.kpi.config import kpi_targets
+from vocflow.streams.kpi.contributions import DEFAULT_TARGETS, Rows, Targets, contributions
 from vocflow.streams.kpi.models import ContactFact, from_ms
 from vocflow.streams.privacy.pii import mask_pii
 from vocflow.streams.privacy.pseudonyms import safe_id
 
+if TYPE_CHECKING:
+    from vocflow.streams.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
 # A row as inserted: values in `TableSpec.columns` order. A list, because
-# `before_insert` hooks may blank a value in place (strip_stored_deltas).
+# `before_insert` hooks may set a value in place. A contact_facts row is only
+# insertable after its hook (LatestFactDeltas) has set its `kpi_deltas`.
 Row = list[Any]
 # A row as a builder returns it: every inserted column by name, nothing else.
 Named = dict[str, Any]
+
+
+class BeforeInsert(Protocol):
+    """A table's last step before a batch is inserted, on the sink's writer thread.
+
+    It may read the store and set values in place; it runs again, on the same
+    rows or on copies, when an insert is retried or split. `settings` are the
+    sink's (None: the defaults).
+    """
+
+    def __call__(
+        self, store: ClickHouseStore, rows: list[Row], settings: Settings | None = None, /
+    ) -> list[Row]: ...
 
 
 class RowShapeError(RuntimeError):
@@ -65,7 +89,7 @@ class TableSpec:
     columns: tuple[str, ...]
     build: Callable[[bytes, int, int], Named]
     # Runs on the sink's writer thread just before a batch is inserted.
-    before_insert: Callable[[ClickHouseStore, list[Row]], list[Row]] | None = None
+    before_insert: BeforeInsert | None = None
     server_filled: tuple[str, ...] = ()
     # Picks a Named's values in `columns` order: one C-level call per row
     # (operator.itemgetter), so naming the values costs a dict, not a loop.
@@ -215,12 +239,10 @@ def _resolution_row(value: bytes, partition: int, offset: int) -> Named:
 def _fact_row(value: bytes, partition: int, offset: int) -> Named:
     try:
         data = orjson.loads(value)
-        deltas = data.pop("kpi_deltas", [])
+        # The worker's own delta is not used: the sink computes it against what
+        # it has stored (LatestFactDeltas). Older and newer workers both work.
+        data.pop("kpi_deltas", None)
         f = ContactFact.from_dict(data)
-        kpi_deltas = [
-            (from_ms(minute), queue, channel, department, counters)
-            for minute, queue, channel, department, counters in deltas
-        ]
     except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"not a contact fact: {exc}") from None
     last = f.last_activity_ms
@@ -257,41 +279,163 @@ def _fact_row(value: bytes, partition: int, offset: int) -> Named:
         "nps": f.nps,
         "last_activity_at": from_ms(last),
         "fact": orjson.dumps(data).decode(),
-        "kpi_deltas": kpi_deltas,
+        # The parsed fact, until LatestFactDeltas replaces it with the row's
+        # delta (it would parse `fact` again otherwise: most of its cost).
+        "kpi_deltas": f,
         "kafka_partition": partition,
         "kafka_offset": offset,
     }
 
 
-def strip_stored_deltas(store: ClickHouseStore, rows: list[Row]) -> list[Row]:
-    """Keep the KPI deltas of each (contact_id, version) only the first time it
-    is stored. The worker may emit a fact version twice (at-least-once), and the
-    sink may re-read a batch after a crash with other batch boundaries (so another
-    dedup token); without this the 1-minute aggregates would count those deltas
-    twice. Versions of a contact reach the sink in order (one key, one
-    partition), so a stored version >= v means v's delta is already counted;
-    merges keep only the latest version, which is why "stored" means "max".
-    The rows are positional by now, so the slots are found by column name."""
-    columns = CONTACT_FACTS.columns
-    i_id, i_version = columns.index("contact_id"), columns.index("version")
-    i_deltas = columns.index("kpi_deltas")
-    carrying = [r for r in rows if r[i_deltas]]
-    if not carrying:
+# Which stored row a contact's latest fact is: (version, kafka_partition, kafka_offset).
+# The same coordinates mean the same facts-topic record, so the same fact.
+_Identity = tuple[int, int, int]
+
+
+class LatestFactDeltas:
+    """The `before_insert` hook of contact_facts: set each row's `kpi_deltas` so
+    that `kpi_minutes` always holds exactly the contributions of the latest
+    stored fact of every contact.
+
+    The latest stored fact of a contact is what `contact_facts FINAL` returns:
+    the highest version, and among rows of that version the last inserted
+    (ReplacingMergeTree keeps the same one). A row whose version is at least
+    that one's becomes the contact's latest: its delta is contributions(row) -
+    contributions(stored latest), nothing stored counting as nothing. A row
+    below it, or the very record stored, changes nothing: its delta is empty
+    (the row is still inserted; merges drop it). Rows are taken in batch order,
+    each one's "stored latest" including the rows before it.
+
+    The worker's own delta is not used: after a kill the worker may re-emit a
+    version with other content, emit versions below the stored ones, or lose a
+    department and regain it later; summing its deltas double counts, or leaves
+    a contact in a group its stored fact has left. A batch read again, or
+    retried, finds its facts stored and computes empty deltas (a retry with the
+    same token is dropped by ClickHouse anyway). This read-compute-insert is
+    consistent because the sink is the only writer of a contact's facts (one
+    key, one partition, one sink consumer per partition) and writes one batch
+    at a time.
+
+    Cost: one query per batch for the stored (version, partition, offset) of
+    its contacts, small columns only. The stored fact itself is read and parsed
+    only when the process does not remember that record's contributions: it
+    remembers them for the `remembered` contacts it saw last (about 850 bytes
+    each), keyed by the record's identity, so a failed insert or a partition
+    written meanwhile by another sink makes a miss, never a wrong delta.
+    Reading `fact` is what grows with the table (random contact ids touch most
+    of its blocks): for a batch of 2,000 rows against a million stored
+    contacts it cost about six times the small columns. Calls take turns (a lock).
+    """
+
+    def __init__(self, remembered: int = 20_000) -> None:
+        self.remembered = remembered
+        # contact -> (identity of a stored or inserted record, its contributions)
+        self._known: OrderedDict[str, tuple[_Identity, Rows]] = OrderedDict()
+        self._scope: tuple[str, str, Targets] | None = None  # (dsn, database, targets)
+        self._warned = False
+        self._lock = threading.Lock()
+
+    def __call__(
+        self, store: ClickHouseStore, rows: list[Row], settings: Settings | None = None, /
+    ) -> list[Row]:
+        if not rows:
+            return rows
+        with self._lock:
+            return self._deltas(store, rows, self._targets(settings))
+
+    def _deltas(self, store: ClickHouseStore, rows: list[Row], targets: Targets) -> list[Row]:
+        if self._scope != (store.dsn, store.database, targets):
+            self._known.clear()
+            self._scope = (store.dsn, store.database, targets)
+        known = self._known
+        db = store.database
+        stored: dict[str, _Identity] = {
+            cid: (version, partition, offset)
+            for cid, version, partition, offset in store.query(
+                "SELECT contact_id, version, kafka_partition, kafka_offset "
+                f"FROM {db}.contact_facts FINAL PREWHERE contact_id IN {{ids:Array(String)}}",
+                {"ids": list({r[I_ID] for r in rows})},
+            )
+        }
+        wanted = set()  # stored facts the deltas need and the process does not know
+        for row in rows:
+            cid = row[I_ID]
+            at = stored.get(cid)
+            if at is None or cid in wanted or row[I_VERSION] < at[0]:
+                continue
+            if (row[I_VERSION], row[I_PARTITION], row[I_OFFSET]) != at:
+                remembered = known.get(cid)
+                if remembered is None or remembered[0] != at:
+                    wanted.add(cid)
+        if wanted:
+            for cid, version, partition, offset, fact in store.query(
+                "SELECT contact_id, version, kafka_partition, kafka_offset, fact "
+                f"FROM {db}.contact_facts FINAL PREWHERE contact_id IN {{ids:Array(String)}}",
+                {"ids": list(wanted)},
+            ):
+                parsed = ContactFact.from_dict(orjson.loads(fact))
+                known[cid] = ((version, partition, offset), contributions(parsed, targets))
+        minutes: dict[int, datetime] = {}
+        latest: dict[str, tuple[_Identity, Rows]] = {}
+        for row in rows:
+            cid = row[I_ID]
+            mine = (row[I_VERSION], row[I_PARTITION], row[I_OFFSET])
+            current = latest.get(cid)
+            if current is None and cid in stored:
+                at = stored[cid]
+                if mine[0] < at[0] or mine == at:
+                    row[I_DELTAS] = []  # older than the stored fact, or that very record
+                    continue
+                current = known[cid]  # remembered or read above: the stored record's
+            elif current is not None and (mine[0] < current[0][0] or mine == current[0]):
+                row[I_DELTAS] = []  # older than a row before it, or the same record again
+                continue
+            parsed = row[I_DELTAS]
+            if not isinstance(parsed, ContactFact):  # a row this hook has seen before
+                parsed = ContactFact.from_dict(orjson.loads(row[I_FACT]))
+            after = contributions(parsed, targets)
+            row[I_DELTAS] = _difference(after, current[1] if current else {}, minutes)
+            latest[cid] = (mine, after)
+        for cid, entry in latest.items():
+            known[cid] = entry
+            known.move_to_end(cid)
+        while len(known) > self.remembered:
+            known.popitem(last=False)
         return rows
-    latest: dict[str, int] = dict(
-        store.query(
-            f"SELECT contact_id, max(version) FROM {store.database}.contact_facts "
-            "WHERE contact_id IN {ids:Array(String)} GROUP BY contact_id",
-            {"ids": list({r[i_id] for r in carrying})},
-        )
-    )
-    for row in carrying:
-        cid, version = row[i_id], row[i_version]
-        if version <= latest.get(cid, 0):
-            row[i_deltas] = []
+
+    def _targets(self, settings: Settings | None) -> Targets:
+        if settings is not None:
+            return kpi_targets(settings)
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "contact_facts: the sink passed no settings; KPI deltas use the default "
+                "service-level thresholds (%.0f s, none per queue)",
+                DEFAULT_TARGETS.sl_threshold_ms / 1000,
+            )
+        return DEFAULT_TARGETS
+
+
+def _difference(
+    after: Rows, before: Rows, minutes: dict[int, datetime]
+) -> list[tuple[datetime, str, str, str, list[int]]]:
+    """after - before as `kpi_deltas` values, without all-zero cells, sorted."""
+    cells = {key: list(counts) for key, counts in after.items()}
+    for key, counts in before.items():
+        cell = cells.get(key)
+        if cell is None:
+            cells[key] = [-n for n in counts]
         else:
-            latest[cid] = version
-    return rows
+            for i, n in enumerate(counts):
+                cell[i] -= n
+    out = []
+    for (minute, queue, channel, department), counts in sorted(cells.items()):
+        if any(counts):
+            at = minutes.get(minute)
+            if at is None:
+                at = minutes[minute] = from_ms(minute)
+            out.append((at, queue, channel, department, counts))
+    return out
 
 
 def _agent_event_row(value: bytes, partition: int, offset: int) -> Named:
@@ -461,7 +605,12 @@ CONTACT_FACTS = TableSpec(
         "kafka_offset",
     ),
     _fact_row,
-    strip_stored_deltas,
+    LatestFactDeltas(),
+)
+_FACT_COLUMNS = CONTACT_FACTS.columns
+I_ID, I_VERSION, I_FACT, I_DELTAS, I_PARTITION, I_OFFSET = (
+    _FACT_COLUMNS.index(c)
+    for c in ("contact_id", "version", "fact", "kpi_deltas", "kafka_partition", "kafka_offset")
 )
 AGENT_EVENTS = TableSpec(
     "agent_events",

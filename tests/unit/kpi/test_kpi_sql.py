@@ -2,9 +2,11 @@
 embedded ClickHouse, equal the oracle-tested Python KPI functions exactly.
 
 A seeded, shuffled, duplicated stream is folded the way the worker does it
-(each new fact version carries its KPI delta), the facts go through the sink's
-row function and duplicate guard in batches, some batches twice with different
-boundaries (a sink restart) and some fact versions twice (a worker re-emit).
+(each new fact version carries the worker's KPI delta, which the sink ignores),
+the facts go through the sink's row function and its delta hook
+(`latest_fact_deltas`, with the same SL thresholds) in batches, some batches
+twice with different boundaries (a sink restart) and some fact versions twice
+(a worker re-emit). tests/unit/sinks/test_exact_kpis.py adds a crashing worker.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.clock
 SEED = 20261123
 CONFIG = FoldConfig(short_abandon_ms_by_queue=gen.SHORT_BY_QUEUE)
 TARGETS = Targets(sl_threshold_ms=20_000, sl_threshold_ms_by_queue={"tech_q": 10_000})
+SETTINGS = Settings(sl_threshold_by_queue={"tech_q": 10})  # the same thresholds
 # Recent, so the tables' TTLs keep the rows (a fixed date would expire one day).
 DAY = datetime.now(gen.SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
     days=3
@@ -89,7 +92,7 @@ def store_facts(store: ClickHouseStore, messages: list[bytes], rng: random.Rando
 
 def _insert(store: ClickHouseStore, rows: list[list[Any]], token: str) -> None:
     assert CONTACT_FACTS.before_insert is not None
-    rows = CONTACT_FACTS.before_insert(store, rows)
+    rows = CONTACT_FACTS.before_insert(store, rows, SETTINGS)
     store.insert("contact_facts", CONTACT_FACTS.columns, rows, token)
 
 
@@ -244,7 +247,7 @@ def test_every_domain_kpi_has_a_named_query() -> None:
 
 def test_the_sql_document_equals_the_python_document(loaded: Any) -> None:
     store, facts = loaded
-    settings = Settings(sl_threshold_by_queue={"tech_q": 10})
+    settings = SETTINGS
     now = from_ms(DAY0 + 11 * HOUR_MS + 7 * 60_000 + 30_500)
     from_sql = kpi_service.compute(
         settings, lambda iv, at: kpi_service.sql_results(settings, store, iv, at), [], now
