@@ -33,6 +33,16 @@ SINK_FLUSH_SECONDS = Histogram(
 SINK_FAILURES = Counter(
     "vocflow_sink_failures_total", "ClickHouse inserts that failed (retried).", ["table"]
 )
+SINK_QUARANTINED = Counter(
+    "vocflow_sink_quarantined_total",
+    "Records ClickHouse refused (a poison row): sent to the DLQ, the rest of the batch stored.",
+    ["table"],
+)
+SINK_BLOCKED = Gauge(
+    "vocflow_sink_blocked_seconds",
+    "Seconds since the oldest pending sink batch could not be written (ClickHouse "
+    "unavailable; consumption paused); 0 while writing.",
+)
 SINK_REJECTS = Counter(
     "vocflow_sink_rejected_records_total",
     "Records the sink could not decode (sent to the DLQ).",
