@@ -4,8 +4,10 @@
 -- latest versions' contributions are always the total, and KPIs for any
 -- whole-minute interval (15 min, 60 min, today, a month) are a small GROUP BY
 -- here instead of a scan of the facts. Named queries: sinks/kpi/kpis.sql.
--- The sink strips the deltas of a (contact_id, version) already stored, so a
--- replay or restart never double counts (sinks/clickhouse/tables.py).
+-- The sink decides each row's deltas itself (contributions of the incoming
+-- fact minus those of the stored latest fact of its contact), so the totals
+-- are always those of the latest stored facts, whatever a restarted worker
+-- re-emits (sinks/clickhouse/tables.py, LatestFactDeltas).
 ALTER TABLE {db}.contact_facts
     ADD COLUMN IF NOT EXISTS department LowCardinality(String) DEFAULT '' AFTER first_queue,
     ADD COLUMN IF NOT EXISTS category LowCardinality(String) DEFAULT '' AFTER department,
