@@ -54,6 +54,13 @@ class Settings(BaseModel):
         default=6066, ge=1, le=65535, description="/metrics and /api of the worker."
     )
     max_event_bytes: int = Field(default=1_000_000, ge=1024, le=3_500_000)
+    worker_instance_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="Kafka static group membership: a name unique to this worker and kept "
+        "across its restarts, so a restarted worker gets its partitions back at once "
+        "instead of after the session timeout (60 s). Unset: dynamic membership.",
+    )
     sink_enabled: bool = Field(
         default=True, description="Run the ClickHouse sink inside the worker."
     )

@@ -104,3 +104,13 @@ def test_stage_crash_becomes_processing_error() -> None:
 
 def pipeline_stats_in() -> int:
     return int(counter_values(metrics.STAGE_IN).get(("normalize",), 0))
+
+
+def test_static_membership_id_reaches_the_consumer_config() -> None:
+    """VOCFLOW_WORKER_INSTANCE_ID is the consumer's group.instance.id; unset, none."""
+    plain = load_settings(environ={"VOCFLOW_APP_ID": "agenttest"})
+    pinned = load_settings(
+        environ={"VOCFLOW_APP_ID": "agenttest", "VOCFLOW_WORKER_INSTANCE_ID": "worker-0"}
+    )
+    assert create_app(plain).conf.consumer_group_instance_id is None
+    assert create_app(pinned).conf.consumer_group_instance_id == "worker-0"

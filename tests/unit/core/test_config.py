@@ -99,3 +99,10 @@ def test_per_queue_mappings_from_env_and_their_checks() -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(environ={"VOCFLOW_SL_THRESHOLD_BY_QUEUE": "voice.vip=10"})
     assert "VOCFLOW_SL_THRESHOLD_BY_QUEUE" in str(err.value)
+
+
+def test_worker_instance_id_is_a_plain_name() -> None:
+    with pytest.raises(ConfigError, match="worker_instance_id"):
+        load_settings(environ={"VOCFLOW_WORKER_INSTANCE_ID": "two words"})
+    settings = load_settings(environ={"VOCFLOW_WORKER_INSTANCE_ID": "cc-worker-1"})
+    assert settings.worker_instance_id == "cc-worker-1"
