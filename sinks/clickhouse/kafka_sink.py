@@ -215,8 +215,7 @@ class _Pending:
         self.ranges[tp] = (first, msg.offset)
 
     def token(self, table: str) -> str:
-        parts = sorted(f"{tp.topic}/{tp.partition}/{a}-{b}" for tp, (a, b) in self.ranges.items())
-        return f"{table}|" + ",".join(parts)
+        return _token(table, {(tp.topic, tp.partition): span for tp, span in self.ranges.items()})
 
     def part_token(self, table: str, lo: int, hi: int) -> str:
         """The batch token for the whole batch, else the offset ranges of rows[lo:hi]."""
@@ -227,8 +226,13 @@ class _Pending:
             key = (msg.topic, msg.partition)
             a, b = spans.get(key, (msg.offset, msg.offset))
             spans[key] = (min(a, msg.offset), max(b, msg.offset))
-        parts = sorted(f"{t}/{p}/{a}-{b}" for (t, p), (a, b) in spans.items())
-        return f"{table}|" + ",".join(parts)
+        return _token(table, spans)
+
+
+def _token(table: str, spans: dict[tuple[str, int], tuple[int, int]]) -> str:
+    """Insert deduplication token: ``<table>|<topic>/<partition>/<first>-<last>,...``."""
+    parts = sorted(f"{topic}/{partition}/{a}-{b}" for (topic, partition), (a, b) in spans.items())
+    return f"{table}|" + ",".join(parts)
 
 
 class _FlushOnRevoke(ConsumerRebalanceListener):
