@@ -33,6 +33,22 @@ class SourceRef(StrictModel):
     timestamp_ms: int | None = None
     key: str | None = Field(default=None, description="Original key, UTF-8 with replacement.")
 
+    @classmethod
+    def of(
+        cls, topic: str, partition: int, offset: int, key: object, timestamp_ms: object = None
+    ) -> SourceRef:
+        """From a record's coordinates as any Kafka client gives them (key bytes or
+        str; a timestamp that is not a non-negative int of milliseconds is left out)."""
+        stamp = timestamp_ms if isinstance(timestamp_ms, int) and timestamp_ms >= 0 else None
+        text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        return cls(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            timestamp_ms=stamp,
+            key=text if isinstance(text, str) else None,
+        )
+
 
 class FieldError(StrictModel):
     loc: str = Field(description="Dotted path of the offending field, '' for the whole event.")

@@ -109,6 +109,7 @@ from vocflow.sinks.clickhouse.tables import Row, RowShapeError, TableSpec
 from vocflow.sinks.prometheus import metrics
 from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
+from vocflow.streams.core.faults import crash_point
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.stages.normalize import dead_letter
 
@@ -297,6 +298,9 @@ class ClickHouseSink:
             self.settings,
             group_id=self.group_id,
             auto_offset_reset="earliest",
+            # contacts.routed and the DLQ are written in the voc loop's transactions:
+            # an aborted batch (its worker killed mid-transaction) must not be stored.
+            isolation_level="read_committed",
             max_partition_fetch_bytes=kafka_clients.MAX_PARTITION_FETCH_BYTES,
             fetch_max_bytes=kafka_clients.MAX_FETCH_BYTES,
         )
@@ -358,14 +362,8 @@ class ClickHouseSink:
         """Send a dead letter for `msg` (not for a record of the DLQ topic itself)."""
         if msg.topic == self._dlq_topic:
             return
-        key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else msg.key
-        stamp = getattr(msg, "timestamp", None)
-        source = SourceRef(
-            topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-            timestamp_ms=stamp if isinstance(stamp, int) and stamp >= 0 else None,
-            key=key,
+        source = SourceRef.of(
+            msg.topic, msg.partition, msg.offset, msg.key, getattr(msg, "timestamp", None)
         )
         letter = dead_letter(
             msg.value or b"",
@@ -447,6 +445,7 @@ class ClickHouseSink:
             for tp, (_, last) in pending.ranges.items():
                 offsets[tp] = max(offsets.get(tp, 0), last + 1)
         if offsets:
+            crash_point("sink.after_insert")
             await self._commit(offsets)
         if dropped is not None:
             log.warning(

@@ -68,6 +68,16 @@ ROUTED = Counter(
     "Contacts routed to a department topic.",
     ["department", "urgency"],
 )
+VOC_STATE_ENTRIES = Gauge(
+    "vocflow_voc_state_entries",
+    "Entries the voc loop remembers per input partition (repeat keys + routed contacts).",
+    ["partition"],
+)
+VOC_TRANSACTIONS = Counter(
+    "vocflow_voc_transactions_total",
+    "Transactions of the voc loop by outcome (committed, failed: the batch is read again).",
+    ["outcome"],
+)
 REPEATS = Counter("vocflow_repeat_contacts_total", "Contacts flagged as repeat contacts.")
 PII_MASKED = Counter("vocflow_pii_masked_total", "PII items masked in contact texts.", ["kind"])
 OPEN_ITEMS = Gauge(

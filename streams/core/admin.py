@@ -20,7 +20,6 @@ from vocflow.streams.core.settings import Settings
 log = logging.getLogger(__name__)
 
 
-
 class KafkaUnavailable(Exception):
     """No broker answered; the message says where we looked and what to do."""
 

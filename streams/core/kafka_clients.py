@@ -81,9 +81,7 @@ def admin(conn: Settings | str, role: str | None = None, **options: Any) -> Kafk
     return KafkaAdminClient(**_connection(conn), **_client_id(conn, role), **options)
 
 
-def aio_producer(
-    conn: Settings | str, role: str | None = None, **options: Any
-) -> AIOKafkaProducer:
+def aio_producer(conn: Settings | str, role: str | None = None, **options: Any) -> AIOKafkaProducer:
     """An aiokafka producer: idempotent, acks from all in-sync replicas, records
     up to MAX_MESSAGE_BYTES. Start it with ``await p.start()``."""
     from aiokafka import AIOKafkaProducer

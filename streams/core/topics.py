@@ -38,6 +38,13 @@ ROUTED = TopicSpec(
     "contact_id",
     "RoutingEnvelope",
 )
+VOC_STATE = TopicSpec(
+    "contacts.voc-state",
+    "The voc loop's memory (repeat keys, routed contacts), written in its transactions.",
+    "i|customer|category or r|contact_id",
+    "JSON (streams/stages/voc_state.py)",
+    compacted=True,
+)
 FACTS = TopicSpec(
     "contacts.facts",
     "Folded contact facts, one version per material change.",
@@ -83,6 +90,7 @@ ALL: tuple[TopicSpec, ...] = (
     EVENTS,
     DLQ,
     VOC,
+    VOC_STATE,
     ROUTED,
     FACTS,
     VOC_ALERTS,

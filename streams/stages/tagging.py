@@ -183,7 +183,6 @@ def tag(contact: EnrichedContact, rules: RuleSet) -> Tags:
     )
 
 
-
 _FIXED_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 

@@ -51,9 +51,6 @@ Prepare = Callable[[str, str], EnrichedContact]
 SentimentFn = Callable[[str], float]
 
 
-
-
-
 # --------------------------------------------------------------------- input
 
 

@@ -13,25 +13,27 @@ from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.stages.rules import RuleSet
 from vocflow.streams.wallboard import register_wallboard
-from vocflow.streams.worker import normalize_agent, voc_agent, web
+from vocflow.streams.worker import normalize_agent, web
 from vocflow.streams.worker.facts_agent import FactsAgent
 from vocflow.streams.worker.services import PipelineServices
+from vocflow.streams.worker.voc_loop import VocLoop
 from vocflow.streams.worker.wiring import WorkerApp, raw_topic
 
 
 class VocflowApp(WorkerApp):
-    """The worker: three agents on their topics, the services beside them
-    (views, sink, KPI refresh, detector, pollers) and the web pages."""
+    """The worker: two Faust agents (normalize, facts) and the transactional voc
+    loop on their topics, the services beside them (views, sink, KPI refresh,
+    detector, pollers) and the web pages."""
 
     def __init__(
         self, settings: Settings, sink: ClickHouseSink | None = None, rules: RuleSet | None = None
     ) -> None:
         super().__init__(settings, sink, rules)
         self.services: PipelineServices | None = None
-        topics = T.Topics(settings)
+        self.voc: VocLoop | None = None
+        topics = self.topics_ = T.Topics(settings)
         dlq = raw_topic(self, topics, T.DLQ)
         normalize_agent.register(self, topics, dlq)
-        voc_agent.register(self, topics, dlq)
         self.facts = FactsAgent(self, topics, dlq)
         web.register_pages(self)
         register_wallboard(
@@ -47,6 +49,9 @@ class VocflowApp(WorkerApp):
         if self.services is None:
             self.services = PipelineServices(self, loop=self.loop, beacon=self.beacon)
             await self.add_runtime_dependency(self.services)
+        if self.voc is None:
+            self.voc = VocLoop(self, self.topics_, loop=self.loop, beacon=self.beacon)
+            await self.add_runtime_dependency(self.voc)
 
 
 def create_app(

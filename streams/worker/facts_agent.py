@@ -17,6 +17,7 @@ import orjson
 from vocflow.schemas import ContactEvent, DeadLetter, RoutingEnvelope
 from vocflow.sinks.prometheus import metrics
 from vocflow.streams.core import topics as T
+from vocflow.streams.core.faults import crash_point
 from vocflow.streams.kpi.config import fold_config, kpi_targets
 from vocflow.streams.kpi.contributions import delta as kpi_delta
 from vocflow.streams.kpi.fold import annotate, fold
@@ -100,6 +101,7 @@ class FactsAgent:
             last = updated.last_activity_ms
             body[LAST_ACTIVITY] = last
             self.table[contact_id] = body
+            crash_point("facts.after_table_write")
             if last is None:
                 continue  # routed before any of its events folded: nothing to count yet
             self.newest_ms = max(self.newest_ms, last)

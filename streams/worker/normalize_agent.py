@@ -7,6 +7,7 @@ import faust
 from vocflow.schemas import ContactEvent, DeadLetter
 from vocflow.sinks.prometheus import metrics
 from vocflow.streams.core import topics as T
+from vocflow.streams.core.faults import crash_point
 from vocflow.streams.stages import normalize as stage
 from vocflow.streams.stages.routing import carries_voc_text
 from vocflow.streams.worker.wiring import StageGuard, WorkerApp, raw_topic, source_of
@@ -40,6 +41,7 @@ def register(app: WorkerApp, topics: T.Topics, dlq: faust.TopicT) -> None:
             await events_out.send(key=result.contact_id.encode(), value=body)
             out_ok.inc()
             if carries_voc_text(result.event_type, result.text):
+                crash_point("normalize.between_outputs")
                 # Stamped with event time so the voc agent's windowed tables use it.
                 await voc_out.send(
                     key=(result.customer_id or result.contact_id).encode(),

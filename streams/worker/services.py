@@ -17,6 +17,7 @@ from vocflow.sinks.kpi import service as kpi_service
 from vocflow.sinks.prometheus import metrics
 from vocflow.sinks.prometheus.lag import LagMonitor
 from vocflow.streams.core import topics as T
+from vocflow.streams.worker import voc_loop
 from vocflow.streams.worker.views import CompactedView
 from vocflow.streams.worker.wiring import WorkerApp
 
@@ -124,7 +125,12 @@ class PipelineServices(Service):
     async def _poll_lag(self) -> None:
         topics, sink = self.topics, self.app.sink
         groups = {
-            self.settings.app_id: [topics.name(T.RAW), topics.name(T.VOC), topics.name(T.EVENTS)]
+            self.settings.app_id: [
+                topics.name(T.RAW),
+                topics.name(T.EVENTS),
+                topics.name(T.ROUTED),
+            ],
+            voc_loop.group_id(self.settings): [topics.name(T.VOC)],
         }
         if sink is not None:
             groups[sink.group_id] = [topics.name(t.source) for t in sink.tables]

@@ -91,14 +91,8 @@ def raw_topic(app: faust.App, topics: T.Topics, spec: T.TopicSpec) -> faust.Topi
 def source_of(event: EventT) -> SourceRef:
     """Where a record came from, as a dead letter names it."""
     msg = event.message
-    key = msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else msg.key
-    return SourceRef(
-        topic=msg.topic,
-        partition=msg.partition,
-        offset=msg.offset,
-        timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None,
-        key=key,
-    )
+    stamp = int(msg.timestamp * 1000) if msg.timestamp else None  # Faust: seconds
+    return SourceRef.of(msg.topic, msg.partition, msg.offset, msg.key, stamp)
 
 
 class StageGuard:

@@ -72,7 +72,10 @@ def running_worker(env: dict[str, str], log: Path):  # type: ignore[no-untyped-d
 
 def read_topic(bootstrap: str, topic: str) -> list[Any]:
     """Every record currently in `topic`, read as an independent consumer without a group."""
-    consumer = kafka_clients.consumer(bootstrap, max_partition_fetch_bytes=16 * 1024 * 1024)
+    # read_committed, as department systems must read (the voc loop writes in transactions)
+    consumer = kafka_clients.consumer(
+        bootstrap, max_partition_fetch_bytes=16 * 1024 * 1024, isolation_level="read_committed"
+    )
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in parts]
