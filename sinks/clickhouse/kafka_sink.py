@@ -297,6 +297,7 @@ class ClickHouseSink:
         self._consumer = kafka_clients.aio_consumer(
             self.settings,
             group_id=self.group_id,
+            group_instance_id=self.settings.group_instance_id,
             auto_offset_reset="earliest",
             # contacts.routed and the DLQ are written in the voc loop's transactions:
             # an aborted batch (its worker killed mid-transaction) must not be stored.

@@ -7,6 +7,8 @@ or the environment variable it came from, so an operator knows what to fix.
 from __future__ import annotations
 
 import os
+import re
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_origin
@@ -59,7 +61,7 @@ class Settings(BaseModel):
         pattern=r"^[A-Za-z0-9._-]{1,200}$",
         description="Kafka static group membership: a name unique to this worker and kept "
         "across its restarts, so a restarted worker gets its partitions back at once "
-        "instead of after the session timeout (60 s). Unset: dynamic membership.",
+        "instead of after the session timeout (60 s). Unset: <hostname>-<web_port>.",
     )
     sink_enabled: bool = Field(
         default=True, description="Run the ClickHouse sink inside the worker."
@@ -181,6 +183,18 @@ class Settings(BaseModel):
     @property
     def uses_local_broker(self) -> bool:
         return self.kafka_bootstrap is None
+
+    @property
+    def group_instance_id(self) -> str:
+        """This worker's static member name in every consumer group it joins:
+        `worker_instance_id`, else ``<hostname>-<web_port>``, which a restarted
+        worker keeps and two workers on one host cannot share (they cannot share
+        a port). A pod that gets a new hostname on restart rejoins as a new
+        member: the old one's partitions then wait for the session timeout."""
+        if self.worker_instance_id:
+            return self.worker_instance_id
+        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:180] or "host"
+        return f"{host}-{self.web_port}"
 
     @property
     def clickhouse_dsn(self) -> str:

@@ -112,7 +112,7 @@ class VocLoop(Service):
             self.settings,
             role="voc",
             group_id=self.group_id,
-            group_instance_id=self.settings.worker_instance_id,
+            group_instance_id=self.settings.group_instance_id,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=kafka_clients.MAX_PARTITION_FETCH_BYTES,

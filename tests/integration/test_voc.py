@@ -297,7 +297,24 @@ def test_no_clear_text_pii_downstream(voc_run: dict[str, Any]) -> None:
     digits = re.compile(r"\d")
 
     def alternation(values: list[str]) -> re.Pattern[str]:
-        return re.compile("|".join(sorted(map(re.escape, values), key=len, reverse=True)))
+        """One regex for all values, as a trie (shared prefixes merged): at each
+        position only the branches that match go on, so a scan costs about the
+        same for 1,000 values as for one (a flat alternation took a minute)."""
+        trie: dict[str, Any] = {}
+        for value in values:
+            node = trie
+            for ch in value:
+                node = node.setdefault(ch, {})
+            node[""] = {}
+
+        def pattern(node: dict[str, Any]) -> str:
+            branches = [re.escape(ch) + pattern(child) for ch, child in node.items() if ch]
+            if not branches:
+                return ""
+            body = "(?:" + "|".join(branches) + ")"
+            return body + "?" if "" in node else body  # greedy: the longest value wins
+
+        return re.compile(pattern(trie))
 
     # One scan per blob instead of one per planted value (minutes over ~1,000 values):
     # a blob holds a planted value iff the alternation matches somewhere in it.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,11 @@ def test_worker_instance_id_is_a_plain_name() -> None:
         load_settings(environ={"VOCFLOW_WORKER_INSTANCE_ID": "two words"})
     settings = load_settings(environ={"VOCFLOW_WORKER_INSTANCE_ID": "cc-worker-1"})
     assert settings.worker_instance_id == "cc-worker-1"
+
+
+def test_the_static_member_name_defaults_to_host_and_port() -> None:
+    settings = load_settings(environ={"VOCFLOW_WEB_PORT": "7001"})
+    host = socket.gethostname()
+    assert settings.group_instance_id == re.sub(r"[^A-Za-z0-9._-]", "-", host) + "-7001"
+    named = load_settings(environ={"VOCFLOW_WORKER_INSTANCE_ID": "cc-worker-1"})
+    assert named.group_instance_id == "cc-worker-1"
