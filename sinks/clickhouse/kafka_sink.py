@@ -540,6 +540,7 @@ class ClickHouseSink:
                     pending.todo.append((lo, hi))
                     raise _Unavailable(str(cause)) from cause
                 if hi - lo == 1:
+                    self._forget(spec, pending, lo, hi)
                     pending.refused.append((lo, error_text(cause)))
                 else:
                     mid = (lo + hi) // 2
@@ -548,6 +549,18 @@ class ClickHouseSink:
             metrics.SINK_FLUSH_SECONDS.labels(spec.table).observe(time.perf_counter() - started)
             metrics.SINK_BATCH_ROWS.labels(spec.table).observe(hi - lo)
             metrics.SINK_ROWS.labels(spec.table).inc(hi - lo)
+
+    def _forget(self, spec: TableSpec, pending: _Pending, lo: int, hi: int) -> None:
+        """A refused row will never be stored: its hook undoes what it wrote for it
+        (LatestFactDeltas: the row's KPI deltas). A failure here is an outage."""
+        forget = getattr(spec.before_insert, "forget", None)
+        if forget is None:
+            return
+        try:
+            forget(self.store, list(pending.rows[lo]), [list(r) for r in pending.rows[hi:]])
+        except Exception as exc:
+            pending.todo.append((lo, hi))
+            raise _Unavailable(str(exc)) from exc
 
     def _insert(self, spec: TableSpec, pending: _Pending, lo: int, hi: int) -> None:
         assert self.store is not None
@@ -558,6 +571,8 @@ class ClickHouseSink:
                 rows = spec.before_insert(self.store, [list(r) for r in rows], self.settings)
             except Exception as exc:
                 raise _HookFailed(spec.table) from exc
+            if not rows:
+                return  # every record of the range is stored already
         self.store.insert(spec.table, spec.columns, rows, pending.part_token(spec.table, lo, hi))
 
     async def _wait(self, seconds: float, poll: bool) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +34,13 @@ from vocflow.schemas.source.shift import ShiftRecord
 from vocflow.sinks.clickhouse.store import ClickHouseStore
 from vocflow.streams.core import topics as T
 from vocflow.streams.kpi.config import kpi_targets
-from vocflow.streams.kpi.contributions import DEFAULT_TARGETS, Rows, Targets, contributions
+from vocflow.streams.kpi.contributions import (
+    COUNTERS,
+    DEFAULT_TARGETS,
+    Rows,
+    Targets,
+    contributions,
+)
 from vocflow.streams.kpi.models import ContactFact, from_ms
 from vocflow.streams.privacy.pii import mask_pii
 from vocflow.streams.privacy.pseudonyms import safe_id
@@ -293,38 +300,39 @@ _Identity = tuple[int, int, int]
 
 
 class LatestFactDeltas:
-    """The `before_insert` hook of contact_facts: set each row's `kpi_deltas` so
-    that `kpi_minutes` always holds exactly the contributions of the latest
-    stored fact of every contact.
+    """The `before_insert` hook of contact_facts: account for each new fact record's
+    KPI deltas *before* the fact is inserted, so that `kpi_minutes` (a view summing
+    `kpi_deltas`) always holds exactly the contributions of the latest stored fact
+    of every contact, through a sink killed at any point.
 
-    The latest stored fact of a contact is what `contact_facts FINAL` returns:
-    the highest version, and among rows of that version the last inserted
-    (ReplacingMergeTree keeps the same one). A row whose version is at least
-    that one's becomes the contact's latest: its delta is contributions(row) -
-    contributions(stored latest), nothing stored counting as nothing. A row
-    below it, or the very record stored, changes nothing: its delta is empty
-    (the row is still inserted; merges drop it). Rows are taken in batch order,
-    each one's "stored latest" including the rows before it.
+    The latest stored fact of a contact is what `contact_facts FINAL` returns: the
+    highest version, and among rows of that version the last inserted. A record
+    whose version is at least the latest's becomes the latest: its delta is
+    contributions(record) - contributions(latest before it), in the batch or
+    stored, nothing counting as nothing. A record below the latest changes nothing.
+
+    Accounting, in this order, for each record not accounted yet: its delta cells
+    into `kpi_deltas` (keyed by the record's identity: a copy written again by a
+    retry replaces itself), then its mark into `kpi_accounted`, then (by the sink)
+    the fact into `contact_facts`. A record read again later (a sink killed between
+    any two of these inserts, or before its offsets were committed) is found
+    marked and is never computed again: a new computation would be made against
+    a different "latest" and replace the first one's cells, which the sums rely on.
+    Its fact is inserted again only if its Kafka offset is past the contact's
+    latest stored fact (its insert never landed); otherwise not, since a record
+    inserted again would become the last inserted of its version. Until this
+    design a materialized view summed the deltas after the fact insert, and a
+    process killed between the two parts lost them (docs/reliability.md).
 
     The worker's own delta is not used: after a kill the worker may re-emit a
     version with other content, emit versions below the stored ones, or lose a
-    department and regain it later; summing its deltas double counts, or leaves
-    a contact in a group its stored fact has left. A batch read again, or
-    retried, finds its facts stored and computes empty deltas (a retry with the
-    same token is dropped by ClickHouse anyway). This read-compute-insert is
-    consistent because the sink is the only writer of a contact's facts (one
-    key, one partition, one sink consumer per partition) and writes one batch
-    at a time.
+    department and regain it later.
 
-    Cost: one query per batch for the stored (version, partition, offset) of
-    its contacts, small columns only. The stored fact itself is read and parsed
-    only when the process does not remember that record's contributions: it
-    remembers them for the `remembered` contacts it saw last (about 850 bytes
-    each), keyed by the record's identity, so a failed insert or a partition
-    written meanwhile by another sink makes a miss, never a wrong delta.
-    Reading `fact` is what grows with the table (random contact ids touch most
-    of its blocks): for a batch of 2,000 rows against a million stored
-    contacts it cost about six times the small columns. Calls take turns (a lock).
+    Cost: two small queries per batch (the stored latest identity of its contacts,
+    their marked records) and one insert each into kpi_deltas and kpi_accounted.
+    A stored fact is read and parsed only when the process does not remember that
+    record's contributions (`remembered` contacts, about 850 bytes each, keyed by
+    the record's identity: a miss, never a wrong delta). Calls take turns (a lock).
     """
 
     def __init__(self, remembered: int = 20_000) -> None:
@@ -338,35 +346,71 @@ class LatestFactDeltas:
     def __call__(
         self, store: ClickHouseStore, rows: list[Row], settings: Settings | None = None, /
     ) -> list[Row]:
+        """The rows to insert (each with its `kpi_deltas` set), after accounting."""
         if not rows:
             return rows
         with self._lock:
-            return self._deltas(store, rows, self._targets(settings))
+            targets = self._targets(settings)
+            if self._scope != (store.dsn, store.database, targets):
+                self._known.clear()
+                self._scope = (store.dsn, store.database, targets)
+            return self._account(store, rows, targets)
 
-    def _deltas(self, store: ClickHouseStore, rows: list[Row], targets: Targets) -> list[Row]:
-        if self._scope != (store.dsn, store.database, targets):
-            self._known.clear()
-            self._scope = (store.dsn, store.database, targets)
-        known = self._known
+    def forget(self, store: ClickHouseStore, row: Row, following: list[Row]) -> None:
+        """`row` was refused and will never be stored: zero and unmark its deltas, and
+        those of its contact's records after it in `following`, which were computed
+        against it; they are accounted again when their inserts are retried."""
+        with self._lock:
+            cid, offset = row[I_ID], row[I_OFFSET]
+            records = [_record_of(row)] + [
+                _record_of(r) for r in following if r[I_ID] == cid and r[I_OFFSET] > offset
+            ]
+            db = store.database
+            cells = store.query(
+                "SELECT minute, queue, channel, department, contact_id, version, "
+                f"kafka_partition, kafka_offset FROM {db}.kpi_deltas FINAL "
+                "PREWHERE contact_id = {cid:String} "
+                "WHERE (version, kafka_partition, kafka_offset) IN {ids:Array(Tuple("
+                "UInt32, UInt32, UInt64))}",
+                {"cid": cid, "ids": [r[1:] for r in records]},
+            )
+            if cells:
+                zeros = [0] * len(COUNTERS)
+                _insert_kpi(store, "kpi_deltas", [[*c, *zeros] for c in cells])
+            _insert_kpi(store, "kpi_accounted", [[*r, 0] for r in records])
+            self._known.pop(cid, None)
+
+    def _account(self, store: ClickHouseStore, rows: list[Row], targets: Targets) -> list[Row]:
         db = store.database
+        ids = list({r[I_ID] for r in rows})
         stored: dict[str, _Identity] = {
             cid: (version, partition, offset)
             for cid, version, partition, offset in store.query(
                 "SELECT contact_id, version, kafka_partition, kafka_offset "
                 f"FROM {db}.contact_facts FINAL PREWHERE contact_id IN {{ids:Array(String)}}",
-                {"ids": list({r[I_ID] for r in rows})},
+                {"ids": ids},
             )
         }
-        wanted = set()  # stored facts the deltas need and the process does not know
-        for row in rows:
-            cid = row[I_ID]
-            at = stored.get(cid)
-            if at is None or cid in wanted or row[I_VERSION] < at[0]:
-                continue
-            if (row[I_VERSION], row[I_PARTITION], row[I_OFFSET]) != at:
-                remembered = known.get(cid)
-                if remembered is None or remembered[0] != at:
-                    wanted.add(cid)
+        marked: set[_Record] = {
+            (cid, version, partition, offset)
+            for cid, version, partition, offset in store.query(
+                "SELECT contact_id, version, kafka_partition, kafka_offset "
+                f"FROM {db}.kpi_accounted FINAL PREWHERE contact_id IN {{ids:Array(String)}} "
+                "WHERE accounted = 1",
+                {"ids": ids},
+            )
+        }
+        known = self._known
+        # Stored facts whose contributions a new record's delta needs, not remembered.
+        wanted = {
+            r[I_ID]
+            for r in rows
+            if (at := stored.get(r[I_ID])) is not None
+            and _record_of(r) not in marked
+            and r[I_VERSION] >= at[0]
+            and _identity_of(r) != at
+            and (known.get(r[I_ID]) or (None,))[0] != at
+        }
         if wanted:
             for cid, version, partition, offset, fact in store.query(
                 "SELECT contact_id, version, kafka_partition, kafka_offset, fact "
@@ -377,31 +421,46 @@ class LatestFactDeltas:
                 known[cid] = ((version, partition, offset), contributions(parsed, targets))
         minutes: dict[int, datetime] = {}
         latest: dict[str, tuple[_Identity, Rows]] = {}
+        out: list[Row] = []
+        cells: list[list[Any]] = []
+        marks: list[list[Any]] = []
         for row in rows:
             cid = row[I_ID]
-            mine = (row[I_VERSION], row[I_PARTITION], row[I_OFFSET])
+            mine = _identity_of(row)
+            record = (cid, *mine)
             current = latest.get(cid)
-            if current is None and cid in stored:
-                at = stored[cid]
-                if mine[0] < at[0] or mine == at:
-                    row[I_DELTAS] = []  # older than the stored fact, or that very record
-                    continue
-                current = known[cid]  # remembered or read above: the stored record's
-            elif current is not None and (mine[0] < current[0][0] or mine == current[0]):
-                row[I_DELTAS] = []  # older than a row before it, or the same record again
+            at = current[0] if current is not None else stored.get(cid)
+            if record in marked:
+                # Accounted before; insert the fact only if its insert never landed.
+                row[I_DELTAS] = []
+                if at is None or mine[2] > at[2]:
+                    out.append(row)
+                    if at is None or mine[0] >= at[0]:
+                        latest[cid] = (mine, contributions(_fact_of(row), targets))
                 continue
-            parsed = row[I_DELTAS]
-            if not isinstance(parsed, ContactFact):  # a row this hook has seen before
-                parsed = ContactFact.from_dict(orjson.loads(row[I_FACT]))
-            after = contributions(parsed, targets)
-            row[I_DELTAS] = _difference(after, current[1] if current else {}, minutes)
+            marks.append([*record, 1])
+            if at is not None and (mine[0] < at[0] or mine == at):
+                row[I_DELTAS] = []  # below the latest (changes nothing), or that very record
+                if mine != at:
+                    out.append(row)
+                continue
+            before = current[1] if current is not None else (known[cid][1] if at else {})
+            after = contributions(_fact_of(row), targets)
+            row[I_DELTAS] = _difference(after, before, minutes)
+            for minute, queue, channel, department, counts in row[I_DELTAS]:
+                cells.append([minute, queue, channel, department, *record, *counts])
             latest[cid] = (mine, after)
+            out.append(row)
+        if cells:
+            _insert_kpi(store, "kpi_deltas", cells)
+        if marks:
+            _insert_kpi(store, "kpi_accounted", marks)
         for cid, entry in latest.items():
             known[cid] = entry
             known.move_to_end(cid)
         while len(known) > self.remembered:
             known.popitem(last=False)
-        return rows
+        return out
 
     def _targets(self, settings: Settings | None) -> Targets:
         if settings is not None:
@@ -414,6 +473,47 @@ class LatestFactDeltas:
                 DEFAULT_TARGETS.sl_threshold_ms / 1000,
             )
         return DEFAULT_TARGETS
+
+
+_Record = tuple[str, int, int, int]  # contact, version, Kafka partition, offset
+KPI_COLUMNS = {
+    "kpi_deltas": (
+        "minute",
+        "queue",
+        "channel",
+        "department",
+        "contact_id",
+        "version",
+        "kafka_partition",
+        "kafka_offset",
+        *COUNTERS,
+    ),
+    "kpi_accounted": ("contact_id", "version", "kafka_partition", "kafka_offset", "accounted"),
+}
+
+
+def _identity_of(row: Row) -> _Identity:
+    return (row[I_VERSION], row[I_PARTITION], row[I_OFFSET])
+
+
+def _record_of(row: Row) -> _Record:
+    return (row[I_ID], row[I_VERSION], row[I_PARTITION], row[I_OFFSET])
+
+
+def _fact_of(row: Row) -> ContactFact:
+    """The row's fact: parsed by `to_row` (kept in the deltas slot until the hook
+    sets them), or parsed again from its JSON for a row the hook has seen before."""
+    parsed = row[I_DELTAS]
+    if isinstance(parsed, ContactFact):
+        return parsed
+    return ContactFact.from_dict(orjson.loads(row[I_FACT]))
+
+
+def _insert_kpi(store: ClickHouseStore, table: str, rows: list[list[Any]]) -> None:
+    """One insert into kpi_deltas or kpi_accounted. A new token every time: a retry
+    writes the same keys again, and the table (ReplacingMergeTree) keeps one copy;
+    a content token would drop a legitimate rewrite (zeros, then the same values)."""
+    store.insert(table, KPI_COLUMNS[table], rows, f"{table}|{uuid.uuid4().hex}")
 
 
 def _difference(

@@ -13,7 +13,8 @@
 
 -- name: interval
 -- The frame of every interval KPI: whole minutes of the 1-minute aggregates
--- (sinks/clickhouse/ddl/005_kpi_minutes.sql), grouped four ways in one pass.
+-- (a view over kpi_deltas: sinks/clickhouse/ddl/007_kpi_deltas.sql), grouped four
+-- ways in one pass.
 SELECT {by}, {grp}, {measures}
 FROM {db}.kpi_minutes
 WHERE minute >= {start:DateTime64(3, 'UTC')} AND minute < {end:DateTime64(3, 'UTC')}

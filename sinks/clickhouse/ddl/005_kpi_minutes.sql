@@ -1,3 +1,6 @@
+-- Superseded by 007_kpi_deltas.sql: kpi_minutes is now a view over kpi_deltas,
+-- which the sink writes before each fact (a materialized view lost deltas when
+-- the process died between its part and the fact's part).
 -- 1-minute KPI aggregates (issue: live KPIs). Each contact_facts row carries
 -- `kpi_deltas`: what this version of the fact changes in the per-minute
 -- counters (streams/kpi/contributions.py). The view below sums them, so the
