@@ -53,11 +53,21 @@ broker-jars: $(STAMP)
 demo: setup
 	$(BIN)/vocflow demo $(if $(DURATION),--duration $(DURATION))
 
+# Two lanes at once, each with its own Kafka broker: the suite at the real time
+# (unit, agents, integration, e2e, faults) and the clock matrix. Most of both is
+# waiting on brokers, workers and real-time pacing, so side by side they take
+# about as long as the longer one; the matrix's output is printed when both are
+# done (also in test-output/clock-matrix.log). Exit status: non-zero if either failed.
 test: setup
 	@$(MAKE) --no-print-directory lint
 	$(BIN)/vocflow schemas --check
-	$(BIN)/pytest -m "not clock" $(PYTEST_ARGS)
-	$(BIN)/python -m tests.clock_matrix
+	@mkdir -p test-output; \
+	$(BIN)/python -m tests.clock_matrix > test-output/clock-matrix.log 2>&1 & matrix=$$!; \
+	main=0; $(BIN)/pytest -m "not clock" $(PYTEST_ARGS) || main=$$?; \
+	clock=0; wait $$matrix || clock=$$?; \
+	echo; echo "=== clock matrix (test-output/clock-matrix.log) ==="; cat test-output/clock-matrix.log; \
+	echo "suite at the real time: exit $$main; clock matrix: exit $$clock"; \
+	[ $$main -eq 0 ] && [ $$clock -eq 0 ]
 
 # The clock-sensitive tests again at 00:03, 07:59:50 and 23:58 Asia/Shanghai (libfaketime),
 # with the process time zone UTC and America/New_York (part of `make test`).
