@@ -48,6 +48,10 @@ SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 MAX_JSON_BYTES = 2_000_000
 """JSON bodies above this are rejected (a chat transcript is well under 1 MB)."""
 
+ECHO_CHARS = 100
+"""Input values quoted in error messages are cut to this many characters: a message
+names the offending value, it does not return a 256 kB header to its sender."""
+
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+=-]*$")
 _ID_MAX = 128
 _SHORT_MAX = 64
@@ -116,6 +120,31 @@ class AdapterError(Exception):
         return {"reason": self.reason.value, "loc": self.loc, "message": self.message}
 
 
+# --------------------------------------------------------- error messages
+
+
+def clip(text: str, limit: int = ECHO_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (marked with an ellipsis), to quote input."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def shown(value: object, limit: int = ECHO_CHARS) -> str:
+    """An input value as an error message quotes it: bounded, and never the repr of a
+    container (JSON nested 1,000 levels deep overflows the stack in repr, and a list of
+    100,000 items is no message), nor of an int too long for ``repr``."""
+    if isinstance(value, str):
+        return repr(clip(value, limit))
+    if isinstance(value, bool | float) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if value.bit_length() <= 256 else f"<{value.bit_length()}-bit int>"
+    if isinstance(value, list | tuple):
+        return f"[…] ({len(value)} items)"
+    if isinstance(value, dict):
+        return f"{{…}} ({len(value)} keys)"
+    return f"<{type(value).__name__}>"
+
+
 # --------------------------------------------------------------------- ids
 
 
@@ -141,7 +170,7 @@ def normalize_msisdn(raw: str, loc: str) -> str:
     if not bare.isascii() or not bare.isdigit() or not 3 <= len(bare) <= 20:
         raise AdapterError(
             AdapterReason.invalid_value,
-            f"{loc} must be a phone number (digits, optional leading +), got {raw!r}",
+            f"{loc} must be a phone number (digits, optional leading +), got {shown(raw)}",
             loc=loc,
         )
     return msisdn(digits)
@@ -190,7 +219,7 @@ def parse_time(value: object, loc: str) -> datetime:
     except ValueError:
         raise AdapterError(
             AdapterReason.invalid_value,
-            f"{loc}: {value!r} is not an ISO 8601 time; send e.g. '2024-05-01T09:30:00+08:00'",
+            f"{loc}: {shown(value)} is not an ISO 8601 time; send e.g. '2024-05-01T09:30:00+08:00'",
             loc=loc,
         ) from None
     if parsed.tzinfo is None:
@@ -283,7 +312,7 @@ class Record:
         if unknown:
             raise AdapterError(
                 AdapterReason.unknown_field,
-                f"unknown field(s) {', '.join(map(repr, unknown))} in {loc or 'the object'}; "
+                f"unknown field(s) {', '.join(map(shown, unknown))} in {loc or 'the object'}; "
                 f"known: {', '.join(sorted(allowed))} (put vendor extras under 'ext')",
                 loc=self.at(unknown[0]),
             )
@@ -393,7 +422,7 @@ class Record:
             raise AdapterError(
                 AdapterReason.wrong_type,
                 f"{self.at(key)} must be a whole number {low}-{high}, "
-                f"got {type(value).__name__} {value!r}",
+                f"got {type(value).__name__} {shown(value)}",
                 loc=self.at(key),
             )
         if not low <= value <= high:
@@ -411,7 +440,7 @@ class Record:
         if not isinstance(value, bool):
             raise AdapterError(
                 AdapterReason.wrong_type,
-                f"{self.at(key)} must be true or false, got {type(value).__name__} {value!r}",
+                f"{self.at(key)} must be true or false, got {type(value).__name__} {shown(value)}",
                 loc=self.at(key),
             )
         return value
@@ -478,7 +507,8 @@ def check_source(source: str) -> str:
     """``source`` is a ShortName in the schema; a bad one is the caller's bug, said early."""
     if not isinstance(source, str) or not source.strip() or len(source.strip()) > _SHORT_MAX:
         raise AdapterError(
-            AdapterReason.invalid_value, f"source must be 1-{_SHORT_MAX} characters: {source!r}"
+            AdapterReason.invalid_value,
+            f"source must be 1-{_SHORT_MAX} characters: {shown(source)}",
         )
     return source.strip()
 

@@ -8,7 +8,13 @@ event body here, as either:
 * ESL *plain* text: ``Header-Name: url-encoded value`` lines, optionally still
   wrapped in the socket envelope (``Content-Type: text/event-plain`` + blank
   line), or
-* ESL *json*: one JSON object of header -> string (or an array of them).
+* ESL *json*: one JSON object of header -> string (or an array of such objects).
+  A multi-valued header is a JSON array of strings there; it is read as the
+  plain format writes it (``ARRAY::a|:b``). Any other value that is not a
+  string, number, boolean or null is rejected (``wrong_type``).
+
+A body that is empty or only whitespace (Unicode whitespace included) is
+rejected as ``empty``.
 
 Header names are matched case-insensitively. Mapping (one queue entry of a
 call is a *member*; its ``CC-Member-UUID`` keys the event ids, so each
@@ -64,12 +70,14 @@ from vocflow.streams.sources.adapters.common import (
     check_identifier,
     check_size,
     check_source,
+    clip,
     epoch_to_datetime,
     event,
     finish,
     make_event_id,
     normalize_msisdn,
     seconds_between,
+    shown,
 )
 
 FORMAT = "freeswitch"
@@ -92,11 +100,17 @@ HANDLED_ACTIONS = frozenset(
 # Cancel reasons where the queue, not the caller, ended the wait.
 TIMEOUT_REASONS = frozenset({"TIMEOUT", "NO_AGENT_TIMEOUT"})
 _WITHHELD = frozenset({"", "anonymous", "unknown", "private", "restricted", "0"})
+_SCALAR = str | int | float | bool
 
 
 def _parse_plain(text: str) -> dict[str, str]:
     """ESL plain event (optionally with its socket envelope) -> lowercased headers."""
     blocks = [b for b in text.replace("\r\n", "\n").split("\n\n") if b.strip()]
+    if not blocks:
+        # check_size's emptiness test is bytes.strip() (ASCII whitespace); str.strip()
+        # here also removes \x1c-\x1f, U+0085, U+2028, U+3000..., so a body of only
+        # those passes the size check and leaves no header block: the same rejection.
+        raise AdapterError(AdapterReason.empty, "FreeSWITCH input is empty (only whitespace)")
     if len(blocks) > 1 and "text/event-plain" in blocks[0].lower():
         blocks = blocks[1:]
     headers: dict[str, str] = {}
@@ -116,7 +130,7 @@ def _parse_plain(text: str) -> dict[str, str]:
         except UnicodeDecodeError:
             raise AdapterError(
                 AdapterReason.undecodable,
-                f"header {name.strip()} is not URL-encoded UTF-8",
+                f"header {clip(name.strip())} is not URL-encoded UTF-8",
                 loc=name.strip(),
             ) from None
     return headers
@@ -148,8 +162,31 @@ def _documents(data: bytes) -> list[tuple[str, dict[str, str]]]:
                 f"FreeSWITCH event{loc} must be a JSON object of headers",
                 loc=loc,
             )
-        out.append((loc, {str(k).lower(): "" if v is None else str(v) for k, v in item.items()}))
+        out.append((loc, {str(k).lower(): _json_header(str(k), v, loc) for k, v in item.items()}))
     return out
+
+
+def _json_header(name: str, value: object, loc: str) -> str:
+    """One event-json header value as the text the plain format would carry.
+
+    FreeSWITCH writes strings, and arrays of strings for multi-valued headers; numbers
+    and booleans are read as their text. Anything else (objects, nested arrays) is
+    rejected by its type alone: ``str()`` of an array nested 1,000 levels deep
+    overflows the stack, and no header is structured.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, _SCALAR):
+        return str(value)
+    at = f"{loc}.{name}" if loc else name
+    if isinstance(value, list) and all(item is None or isinstance(item, _SCALAR) for item in value):
+        return "ARRAY::" + "|:".join("" if item is None else str(item) for item in value)
+    raise AdapterError(
+        AdapterReason.wrong_type,
+        f"header {clip(name)} must be a string (or an array of strings), got "
+        f"{'a nested array' if isinstance(value, list) else type(value).__name__}",
+        loc=at,
+    )
 
 
 class _Headers:
@@ -185,7 +222,7 @@ class _Headers:
         except ValueError:
             raise AdapterError(
                 AdapterReason.invalid_value,
-                f"header {name} must be epoch seconds, got {value!r}",
+                f"header {name} must be epoch seconds, got {shown(value)}",
                 loc=self.at(name),
             ) from None
         return epoch_to_datetime(number, self.at(name))
@@ -226,7 +263,7 @@ def _convert(loc: str, headers: dict[str, str], source: str) -> list[dict[str, A
         or (name and name != "CUSTOM")
         or not (subclass or h.get("CC-Action"))
     ):
-        what = f"{name or '?'}" + (f" / {subclass}" if subclass else "")
+        what = clip(name or "?") + (f" / {clip(subclass)}" if subclass else "")
         raise AdapterError(
             AdapterReason.unsupported,
             f"event {what} is not a mod_callcenter event; subscribe with "
@@ -239,7 +276,7 @@ def _convert(loc: str, headers: dict[str, str], source: str) -> list[dict[str, A
     if action not in HANDLED_ACTIONS:
         raise AdapterError(
             AdapterReason.unknown_value,
-            f"unknown CC-Action {action!r}; handled: {', '.join(sorted(HANDLED_ACTIONS))}; "
+            f"unknown CC-Action {shown(action)}; handled: {', '.join(sorted(HANDLED_ACTIONS))}; "
             f"ignored: {', '.join(sorted(IGNORED_ACTIONS))}",
             loc=h.at("CC-Action"),
         )
@@ -283,7 +320,7 @@ def _convert(loc: str, headers: dict[str, str], source: str) -> list[dict[str, A
         if cause != "Cancel":
             raise AdapterError(
                 AdapterReason.unknown_value,
-                f"member-queue-end has CC-Cause {cause!r}; expected 'Terminated' or 'Cancel'",
+                f"member-queue-end has CC-Cause {shown(cause)}; expected 'Terminated' or 'Cancel'",
                 loc=h.at("CC-Cause"),
             )
         joined = h.require_epoch("CC-Member-Joined-Time", "the wait starts there")

@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from vocflow.schemas import ContactEvent, DeadLetter, SourceRef
-from vocflow.streams.stages.normalize import MAX_DLQ_ORIGINAL_BYTES, normalize
+from vocflow.streams.stages import normalize as normalize_module
+from vocflow.streams.stages.normalize import MAX_DEPTH, MAX_DLQ_ORIGINAL_BYTES, normalize
 from vocflow.streams.tools.traffic import EXPECTED_REASON, MALFORMED_KINDS, generate, malformed
 
 SRC = SourceRef(topic="contacts.raw", partition=3, offset=42, key="c-1")
@@ -142,3 +143,67 @@ def test_generated_traffic_validates_exactly_as_labelled() -> None:
         if not record.valid:
             kinds[result.reason.value] += 1
     assert set(kinds) == set(EXPECTED_REASON.values())
+
+
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def _with(field: str, value: bytes) -> bytes:
+    return orjson.dumps(GOOD)[:-1] + b',"' + field.encode() + b'":' + value + b"}"
+
+
+def test_deeply_nested_enum_value_is_dead_lettered_not_a_recursion_error() -> None:
+    # Found by the fuzz suite: pydantic's enum check took the repr of 992 nested
+    # lists and overflowed the stack (valid JSON: orjson allows 1,024 levels).
+    letter = reject(b'{"channel":' + _nested(992) + b"}")
+    assert letter.reason.value == "missing_field"  # the schema's reason still ranks first
+    assert letter.errors[0].loc == "channel"
+    assert letter.errors[0].type == "too_deep"
+    assert f"nested deeper than {MAX_DEPTH} levels" in letter.errors[0].msg
+
+
+@pytest.mark.parametrize(
+    ("field", "reason", "schema_error"),
+    [
+        ("channel", "unknown_value", "enum"),
+        ("event_type", "unknown_value", "enum"),
+        ("text", "wrong_type", "string_type"),
+        ("payload", "wrong_type", "model_type"),
+        ("colour", "invalid_value", "extra_forbidden"),
+    ],
+)
+def test_too_deep_values_keep_the_schema_reason(field: str, reason: str, schema_error: str) -> None:
+    letter = reject(_with(field, _nested(1000)))
+    assert letter.reason.value == reason
+    assert [(e.loc, e.type) for e in letter.errors] == [(field, "too_deep"), (field, schema_error)]
+
+
+def test_nesting_up_to_the_limit_is_left_to_the_schema() -> None:
+    # The event object is level 1: MAX_DEPTH - 1 lists inside it reach the limit.
+    letter = reject(_with("colour", _nested(MAX_DEPTH - 1)))
+    assert [e.type for e in letter.errors] == ["extra_forbidden"]
+    letter = reject(_with("colour", _nested(MAX_DEPTH)))
+    assert [e.type for e in letter.errors] == ["too_deep", "extra_forbidden"]
+
+
+def test_too_deep_under_an_empty_key_is_located_there() -> None:
+    letter = reject(_with("", b'{"a":' + _nested(1000) + b"}"))
+    assert (letter.errors[0].loc, letter.errors[0].type) == ("", "too_deep")
+
+
+def test_many_brackets_in_a_flat_event_are_fine() -> None:
+    event = {**GOOD, "text": "[10:00] {断网} " * (MAX_DEPTH + 1)}
+    assert isinstance(normalize(orjson.dumps(event), SRC), ContactEvent)
+    # With a payload the bytes are counted, then the fields walked: still two levels.
+    event["payload"] = {"wait_seconds": 1.0}
+    assert isinstance(normalize(orjson.dumps(event), SRC), ContactEvent)
+
+
+def test_recursion_error_in_validation_is_dead_lettered(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The last line of defence: with the depth bound out of the way, the enum repr
+    # overflows the stack again and must still end as a dead letter.
+    monkeypatch.setattr(normalize_module, "MAX_DEPTH", 10_000)
+    letter = reject(_with("channel", _nested(1000)))
+    assert letter.reason.value == "invalid_value"
+    assert [(e.loc, e.type) for e in letter.errors] == [("", "recursion")]

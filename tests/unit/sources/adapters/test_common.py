@@ -10,10 +10,14 @@ from vocflow.schemas.source.contact import MAX_TEXT_CHARS
 from vocflow.streams.privacy.pseudonyms import pseudonym
 from vocflow.streams.sources.adapters import ADAPTERS, AdapterError, AdapterReason
 from vocflow.streams.sources.adapters.common import (
+    ECHO_CHARS,
+    Record,
     check_size,
+    clip,
     clip_text,
     normalize_msisdn,
     parse_time,
+    shown,
 )
 
 
@@ -127,3 +131,44 @@ def test_every_adapter_rejects_a_bad_source(fmt: str) -> None:
         ADAPTERS[fmt](b"{}", source=" ")
     assert err.value.reason is AdapterReason.invalid_value
     assert "source" in err.value.message
+
+
+def test_quoted_values_are_bounded_and_never_the_repr_of_a_container() -> None:
+    assert clip("abc") == "abc"
+    assert clip("x" * 500) == "x" * ECHO_CHARS + "…"
+    assert shown("abc") == "'abc'"
+    assert shown("x" * 500) == repr("x" * ECHO_CHARS + "…")
+    assert [shown(v) for v in (None, True, 1.5, 42)] == ["None", "True", "1.5", "42"]
+    assert shown(10**5000) == "<16610-bit int>"  # repr would raise ValueError
+    deep: list[object] = []
+    for _ in range(100_000):  # repr of this overflows any stack
+        deep = [deep]
+    assert shown(deep) == "[…] (1 items)"
+    assert shown({"a": deep}) == "{…} (1 keys)"
+
+
+@pytest.mark.parametrize("key", ["csat", "fcr"])
+def test_wrong_type_messages_do_not_repr_nested_values(key: str) -> None:
+    # Record.integer / Record.boolean quoted the value with !r: 1,000 nested lists (valid
+    # JSON) in a survey's csat or fcr overflowed the stack instead of a wrong_type.
+    value: list[object] = []
+    for _ in range(1000):
+        value = [value]
+    record = Record({key: value}, "", known=("csat", "fcr"))
+    with pytest.raises(AdapterError) as err:
+        record.integer(key, 1, 5) if key == "csat" else record.boolean(key)
+    assert err.value.reason is AdapterReason.wrong_type
+    assert err.value.message.endswith("got list […] (1 items)")
+    data = b'{"contact_id":"c1","answered_at":1714958100,"%s":' % key.encode()
+    with pytest.raises(AdapterError) as err:
+        ADAPTERS["survey"](data + b"[" * 1000 + b"]" * 1000 + b"}")
+    assert err.value.reason is AdapterReason.wrong_type
+
+
+def test_long_values_are_cut_in_messages() -> None:
+    with pytest.raises(AdapterError) as err:
+        parse_time("x" * 100_000, "timestamp")
+    assert len(err.value.message) < 300
+    with pytest.raises(AdapterError) as err:
+        normalize_msisdn("x" * 100_000, "caller")
+    assert len(err.value.message) < 300

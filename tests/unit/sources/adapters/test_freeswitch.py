@@ -7,6 +7,7 @@ import pytest
 
 from tests.unit.sources.adapters.conftest import expected_event_id, load, summary, tel, validated
 from vocflow.streams.sources.adapters import AdapterError, AdapterReason, parse_freeswitch
+from vocflow.streams.sources.adapters.freeswitch import _json_header
 
 SESSION = "8f0e2c8a-1b7d-4a53-9a0c-3f4e5d6c7b81"
 MEMBER = "c5b3a1f2-6d4e-4f0a-b1c2-9e8d7f6a5b4c"
@@ -218,3 +219,59 @@ def test_plain_values_must_be_url_encoded_utf8() -> None:
         parse_freeswitch(b"Event-Subclass: callcenter%3A%3Ainfo\nCC-Member-CID-Name: %C4%E3\n")
     assert err.value.reason is AdapterReason.undecodable
     assert err.value.loc == "CC-Member-CID-Name"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\x1c", b"\x1d\x1e\x1f", "\x85".encode(), "\u2028".encode(), "\u3000\n\n\u3000".encode()],
+)
+def test_unicode_whitespace_only_is_empty(data: bytes) -> None:
+    # Found by the fuzz suite: bytes.strip() (the size check) keeps these, str.strip()
+    # (the plain parser) removes them, and no header block was left (IndexError).
+    with pytest.raises(AdapterError) as err:
+        parse_freeswitch(data)
+    assert err.value.reason is AdapterReason.empty
+
+
+def test_deeply_nested_json_header_is_a_wrong_type_not_a_recursion_error() -> None:
+    # Found by the fuzz suite: str() of 995 nested lists overflowed the stack.
+    data = b'{"Event-Name":' + b"[" * 995 + b"]" * 995 + b"}"
+    with pytest.raises(AdapterError) as err:
+        parse_freeswitch(data)
+    assert err.value.reason is AdapterReason.wrong_type
+    assert err.value.loc == "Event-Name"
+    assert "must be a string (or an array of strings), got a nested array" in err.value.message
+
+
+def test_json_header_values_must_be_scalars_or_arrays_of_them() -> None:
+    with pytest.raises(AdapterError) as err:
+        parse_freeswitch(orjson.dumps([{**_headers(), "CC-Queue": {"name": "q"}}]))
+    assert err.value.reason is AdapterReason.wrong_type
+    assert err.value.loc == "[0].CC-Queue"
+    # A multi-valued header (FreeSWITCH writes a JSON array of strings) is read as the
+    # plain format writes it, and numbers as their text.
+    data = orjson.dumps(
+        {
+            **_headers(**{"CC-Action": "member-queue-start"}),
+            "variable_codecs": ["PCMA", "PCMU"],
+            "CC-Member-Joined-Time": 1714958100,
+        }
+    )
+    assert summary(validated(parse_freeswitch(data))) == [
+        ("offered", "2024-05-06T09:15:00+08:00"),
+        ("queued", "2024-05-06T09:15:00+08:00"),
+    ]
+    assert _json_header("variable_codecs", ["PCMA", "PCMU"], "") == "ARRAY::PCMA|:PCMU"
+
+
+def test_error_messages_quote_at_most_about_100_characters_of_a_value() -> None:
+    huge = "X" * 200_000
+    for extra in (
+        {"Event-Name": huge},
+        {"CC-Action": huge},
+        {"CC-Action": "member-queue-end", "CC-Cause": huge},
+    ):
+        with pytest.raises(AdapterError) as err:
+            parse_freeswitch(orjson.dumps(_headers(**extra)))
+        assert "X" * 100 + "…" in err.value.message
+        assert len(err.value.message) < 500

@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from tests.unit.sources.adapters.conftest import expected_event_id, hmac_hex, load, validated
-from vocflow.streams.sources.adapters import AdapterError, AdapterReason, parse_email
+from vocflow.streams.sources.adapters import AdapterError, AdapterReason, mail, parse_email
 from vocflow.streams.sources.adapters.common import make_contact_id
-from vocflow.streams.sources.adapters.mail import html_to_text, strip_quoted
+from vocflow.streams.sources.adapters.mail import MAX_MIME_CONTAINERS, html_to_text, strip_quoted
 
 
 def test_gbk_base64_new_complaint() -> None:
@@ -238,3 +238,48 @@ def test_regressions_found_by_the_mutation_fuzz() -> None:
     with pytest.raises(AdapterError) as err:
         parse_email(eight_bit)
     assert err.value.reason is AdapterReason.bad_transfer_encoding
+
+
+def _nested_multiparts(depth: int, newline: bytes = b"\r\n") -> bytes:
+    """A mail whose text part sits inside ``depth`` nested multipart/mixed parts."""
+    head = b"From: a@b.cn\r\nDate: Mon, 6 May 2024 09:31:52 +0800\r\nSubject: s\r\n"
+    opens = b"".join(
+        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i)
+        for i in range(depth)
+    )
+    closes = b"".join(b"--b%d--\r\n" % i for i in reversed(range(depth)))
+    data = head + opens + b"Content-Type: text/plain\r\n\r\nhello\r\n" + closes
+    return data.replace(b"\r\n", newline)
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\n", b"\r"])
+def test_deeply_nested_mime_is_unsupported_not_a_recursion_error(newline: bytes) -> None:
+    # Found by the fuzz suite: 979 nested multiparts (~56 kB) overflowed the stack in the
+    # stdlib parser. Lone-CR line ends, which the parser also splits on, count too.
+    with pytest.raises(AdapterError) as err:
+        parse_email(_nested_multiparts(1000, newline))
+    assert err.value.reason is AdapterReason.unsupported
+    assert err.value.loc == "message"
+    assert f"more than {MAX_MIME_CONTAINERS} multipart/message parts" in err.value.message
+
+
+def test_nested_message_rfc822_parts_count_too() -> None:
+    head = b"From: a@b.cn\r\nDate: Mon, 6 May 2024 09:31:52 +0800\r\n"
+    data = head + b"content-type:\r\n MESSAGE/rfc822\r\n\r\n" * 1000 + b"hello\r\n"
+    with pytest.raises(AdapterError) as err:
+        parse_email(data)
+    assert err.value.reason is AdapterReason.unsupported
+
+
+def test_mime_nesting_up_to_the_limit_is_read() -> None:
+    [ev] = parse_email(_nested_multiparts(MAX_MIME_CONTAINERS))
+    assert ev["text"] == "s\n\nhello"
+
+
+def test_recursion_error_while_parsing_is_unsupported(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The last line of defence, with the header count out of the way.
+    monkeypatch.setattr(mail, "MAX_MIME_CONTAINERS", 10_000)
+    with pytest.raises(AdapterError) as err:
+        parse_email(_nested_multiparts(1500))
+    assert err.value.reason is AdapterReason.unsupported
+    assert "nested too deeply to read" in err.value.message
