@@ -1,6 +1,7 @@
 """The voc stage, exactly once: contacts.voc -> enrich -> tag -> repeat check ->
-route -> dept.<department> + contacts.routed (+ contacts.dlq), as a transactional
-consume-transform-produce loop on aiokafka instead of a Faust agent.
+route -> dept.<department> (+ contacts.dlq), as a transactional
+consume-transform-produce loop on aiokafka instead of a Faust agent; the audit
+copy on contacts.routed is written at least once, before each commit.
 
 Why not a Faust agent: a department system opens a ticket per envelope, and an
 at-least-once agent re-sends what it had sent but not committed when it was
@@ -8,7 +9,8 @@ killed (issue 13 measured +8 % envelopes after two kill -9); Faust's own
 exactly_once mode is broken (../shared/FACTS.md). Here each batch of one input
 partition is one Kafka transaction holding its envelopes, its dead letters, its
 state changes (contacts.voc-state, compacted; `stages/voc_state.py`) and the
-consumed offsets: all of them commit, or none.
+consumed offsets: all of them commit, or none. (contacts.routed stays outside:
+its reader, the Faust facts agent, cannot consume a transactional topic.)
 
 Each input partition has its own transactional producer, id
 ``<app_id>-voc-<partition>``: whoever takes the partition over (a restarted
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 500  # records of one partition per transaction
 RESTORE_TIMEOUT_S = 120.0
+FIRST_RETRY_S, MAX_RETRY_S = 0.5, 10.0  # backoff while the cluster does not answer
 
 Output = tuple[str, bytes | None, bytes]
 
@@ -106,8 +109,14 @@ class VocLoop(Service):
         self.lock = asyncio.Lock()
         self.department_topics: dict[str, str] = {}
         self.consumer: AIOKafkaConsumer | None = None
+        # contacts.routed is written outside the transactions, see _process.
+        self.routed_producer: AIOKafkaProducer | None = None
 
     async def on_start(self) -> None:
+        self.routed_producer = kafka_clients.aio_producer(
+            self.settings, role="voc-routed", linger_ms=5
+        )
+        await self.routed_producer.start()
         self.consumer = kafka_clients.aio_consumer(
             self.settings,
             role="voc",
@@ -125,6 +134,8 @@ class VocLoop(Service):
             await self.consumer.stop()
         async with self.lock:
             await self.release([p.tp for p in list(self.partitions.values())])
+        if self.routed_producer is not None:
+            await self.routed_producer.stop()
 
     @Service.task
     async def _run(self) -> None:
@@ -135,7 +146,12 @@ class VocLoop(Service):
             for tp, records in batches.items():
                 if records:
                     async with self.lock:
-                        await self._process(tp, records)
+                        try:
+                            await self._process(tp, records)
+                        except Exception:
+                            # Nothing of the batch is committed: forget it, read it again.
+                            log.exception("voc: batch of %s[%d] failed", tp.topic, tp.partition)
+                            await self._reset(tp)
 
     # ---- partitions come and go
 
@@ -198,15 +214,28 @@ class VocLoop(Service):
 
     async def _reset(self, tp: TopicPartition) -> None:
         """After a failed transaction: drop the partition's memory, fence again,
-        restore, and read again from the committed offset."""
-        await self.release([tp])
-        await self.take([tp])
+        restore, and read again from the committed offset. While the cluster does
+        not answer (a broker restarting), try again with backoff: the loop waits,
+        nothing is lost or done twice."""
         assert self.consumer is not None
-        committed = await self.consumer.committed(tp)
-        if committed is None:
-            await self.consumer.seek_to_beginning(tp)
-        else:
-            self.consumer.seek(tp, committed)
+        delay = FIRST_RETRY_S
+        while True:
+            try:
+                await self.release([tp])
+                await self.take([tp])
+                committed = await self.consumer.committed(tp)
+                if committed is None:
+                    await self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek(tp, committed)
+                return
+            except Exception as exc:
+                if self.should_stop:
+                    raise
+                log.warning("voc: taking %s[%d] over again failed (%s); retrying in %.1f s",
+                            tp.topic, tp.partition, exc, delay)  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_S)
 
     # ---- one batch, one transaction
 
@@ -217,7 +246,18 @@ class VocLoop(Service):
 
             spec = T.department_spec(department)
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, ensure_topics, self.settings, (spec,))
+            delay = FIRST_RETRY_S
+            while True:  # a broker that cannot answer now is not the record's fault
+                try:
+                    await loop.run_in_executor(None, ensure_topics, self.settings, (spec,))
+                    break
+                except Exception as exc:
+                    if self.should_stop:
+                        raise
+                    log.warning("voc: cannot create %s (%s); retrying in %.1f s",
+                                self.topics.name(spec), exc, delay)  # fmt: skip
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, MAX_RETRY_S)
             name = self.department_topics[department] = self.topics.name(spec)
         return name
 
@@ -244,6 +284,7 @@ class VocLoop(Service):
             return
         state = part.state
         outputs: list[Output] = []
+        routed: list[tuple[bytes, bytes]] = []
         results: list[VocResult] = []
         rejected: list[str] = []
         for record in records:
@@ -275,12 +316,24 @@ class VocLoop(Service):
                 body = envelope.model_dump_json().encode()
                 key = event.contact_id.encode()
                 outputs.append((await self._department_topic(envelope.department), key, body))
-                outputs.append((self.routed_topic, key, body))
+                routed.append((key, body))
                 state.remember_routed(event.contact_id, envelope.department, event.occurred_at)
             results.append(result)
         changes = state.take_journal()
         producer = part.producer
         try:
+            # contacts.routed, the audit log read by the facts agent (Faust), is written
+            # at least once, outside the transaction but delivered before it commits: a
+            # batch read again sends it again (the readers drop the copy: routing_log by
+            # contact, the fact's annotation is the same). Faust cannot read a
+            # transactional topic: its commit stops at the markers (a gap it never
+            # fills), and its group's lag there never went down (the alerting test).
+            assert self.routed_producer is not None
+            sends = [
+                await self.routed_producer.send(self.routed_topic, value=body, key=key)
+                for key, body in routed
+            ]
+            await asyncio.gather(*sends)
             async with producer.transaction():
                 for topic, key, value in outputs:
                     await producer.send(topic, value=value, key=key)

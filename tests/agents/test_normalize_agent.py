@@ -107,10 +107,12 @@ def pipeline_stats_in() -> int:
 
 
 def test_static_membership_id_reaches_the_consumer_config() -> None:
-    """VOCFLOW_WORKER_INSTANCE_ID is the consumer's group.instance.id; unset, none."""
-    plain = load_settings(environ={"VOCFLOW_APP_ID": "agenttest"})
+    """VOCFLOW_WORKER_INSTANCE_ID is the consumer's group.instance.id; unset, the
+    default static name <hostname>-<web port>."""
+    plain = load_settings(environ={"VOCFLOW_APP_ID": "agenttest", "VOCFLOW_WEB_PORT": "7002"})
     pinned = load_settings(
         environ={"VOCFLOW_APP_ID": "agenttest", "VOCFLOW_WORKER_INSTANCE_ID": "worker-0"}
     )
-    assert create_app(plain).conf.consumer_group_instance_id is None
+    default = create_app(plain).conf.consumer_group_instance_id
+    assert default == plain.group_instance_id and default.endswith("-7002")
     assert create_app(pinned).conf.consumer_group_instance_id == "worker-0"

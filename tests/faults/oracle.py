@@ -92,7 +92,11 @@ def new_run(name: str, bootstrap: str, root: Path, **extra: str) -> Run:
     result = vocflow("topics", "--create", env=env)
     assert result.returncode == 0, result.stderr
     run = Run(name, env, data)
-    run.published = publish(load_settings(environ=env), TRAFFIC, malformed_ratio=MALFORMED)
+    # A customer's contacts in one raw partition: read back in event-time order, so
+    # which contact is a repeat of which is the same in every run.
+    run.published = publish(
+        load_settings(environ=env), TRAFFIC, malformed_ratio=MALFORMED, customer_ordered=True
+    )
     return run
 
 
