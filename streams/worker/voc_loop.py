@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -212,30 +212,38 @@ class VocLoop(Service):
         finally:
             await reader.stop()
 
-    async def _reset(self, tp: TopicPartition) -> None:
-        """After a failed transaction: drop the partition's memory, fence again,
-        restore, and read again from the committed offset. While the cluster does
-        not answer (a broker restarting), try again with backoff: the loop waits,
-        nothing is lost or done twice."""
-        assert self.consumer is not None
+    async def _until_done(self, what: str, attempt: Callable[[], Awaitable[None]]) -> None:
+        """`attempt()` until it succeeds, with backoff while the cluster does not
+        answer (a broker restarting): the loop waits, nothing is lost or done twice.
+        A stopping loop gives up at once."""
         delay = FIRST_RETRY_S
         while True:
             try:
-                await self.release([tp])
-                await self.take([tp])
-                committed = await self.consumer.committed(tp)
-                if committed is None:
-                    await self.consumer.seek_to_beginning(tp)
-                else:
-                    self.consumer.seek(tp, committed)
+                await attempt()
                 return
             except Exception as exc:
                 if self.should_stop:
                     raise
-                log.warning("voc: taking %s[%d] over again failed (%s); retrying in %.1f s",
-                            tp.topic, tp.partition, exc, delay)  # fmt: skip
+                log.warning("voc: %s failed (%s); retrying in %.1f s", what, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_S)
+
+    async def _reset(self, tp: TopicPartition) -> None:
+        """After a failed transaction: drop the partition's memory, fence again,
+        restore, and read again from the committed offset."""
+        assert self.consumer is not None
+        consumer = self.consumer
+
+        async def again() -> None:
+            await self.release([tp])
+            await self.take([tp])
+            committed = await consumer.committed(tp)
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+
+        await self._until_done(f"taking {tp.topic}[{tp.partition}] over again", again)
 
     # ---- one batch, one transaction
 
@@ -246,18 +254,12 @@ class VocLoop(Service):
 
             spec = T.department_spec(department)
             loop = asyncio.get_running_loop()
-            delay = FIRST_RETRY_S
-            while True:  # a broker that cannot answer now is not the record's fault
-                try:
-                    await loop.run_in_executor(None, ensure_topics, self.settings, (spec,))
-                    break
-                except Exception as exc:
-                    if self.should_stop:
-                        raise
-                    log.warning("voc: cannot create %s (%s); retrying in %.1f s",
-                                self.topics.name(spec), exc, delay)  # fmt: skip
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, MAX_RETRY_S)
+
+            async def create() -> None:
+                await loop.run_in_executor(None, ensure_topics, self.settings, (spec,))
+
+            # A broker that cannot answer now is not the record's fault: wait for it.
+            await self._until_done(f"creating {self.topics.name(spec)}", create)
             name = self.department_topics[department] = self.topics.name(spec)
         return name
 
