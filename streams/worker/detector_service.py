@@ -70,11 +70,7 @@ class DetectorService:
 
     async def start(self) -> None:
         self._consumer = kafka_clients.aio_consumer(
-            self._settings,
-            self._routed,
-            group_id=None,
-            auto_offset_reset="latest",
-            isolation_level="read_committed",  # the voc loop writes in transactions
+            self._settings, self._routed, group_id=None, auto_offset_reset="latest"
         )
         self._producer = kafka_clients.aio_producer(self._settings)
         await self._consumer.start()
