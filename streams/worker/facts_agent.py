@@ -10,6 +10,7 @@ per-department KPIs and the repeat-based FCR.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import faust
 import orjson
@@ -29,6 +30,12 @@ log = logging.getLogger(__name__)
 
 STAGE = "facts"
 EVICTION_SECONDS = 300.0
+# Stored with each fact: the offsets of the last contacts.events and contacts.routed
+# records folded into it ([events, routed]; both topics are keyed by contact, so a
+# contact's records of each topic sit in one partition).
+APPLIED = "_applied"
+
+_PRIVATE = (LAST_ACTIVITY, APPLIED)
 
 Step = tuple[str, ContactFact | None, ContactFact | None]
 
@@ -95,23 +102,43 @@ class FactsAgent:
                 await self.guard.reject(event, result)
                 continue
             contact_id, previous, updated = result
+            slot = 1 if event.message.topic == self.routed_name else 0
+            offset = event.message.offset
+            stored = self.table[contact_id]
+            if stored and offset <= stored.get(APPLIED, (-1, -1))[slot]:
+                # A record read again after a crash, already folded into the restored
+                # table (folding it again could even undo a later routing decision).
+                # The changelog write may have landed while the fact it produced never
+                # reached contacts.facts: send the stored fact again (the sink keeps
+                # one row per contact and version and counts a version once, so a
+                # second copy changes nothing).
+                if stored.get(LAST_ACTIVITY) is not None:
+                    await self._emit(contact_id, stored, [])
+                    out.inc()
+                continue
             if updated is None:
                 continue  # duplicate or no material change
             body = updated.to_dict()
             last = updated.last_activity_ms
             body[LAST_ACTIVITY] = last
+            applied = list(stored.get(APPLIED, (-1, -1))) if stored else [-1, -1]
+            applied[slot] = offset
+            body[APPLIED] = applied
             self.table[contact_id] = body
             crash_point("facts.after_table_write")
             if last is None:
                 continue  # routed before any of its events folded: nothing to count yet
-            self.newest_ms = max(self.newest_ms, last)
-            # A copy: the table may serialize `body` for its changelog later.
-            message = {k: v for k, v in body.items() if k != LAST_ACTIVITY}
-            message["kpi_deltas"] = [
-                [*key, counters] for key, counters in kpi_delta(previous, updated, self.targets)
-            ]
-            await self.facts_out.send(key=contact_id.encode(), value=orjson.dumps(message))
+            deltas = [[*key, c] for key, c in kpi_delta(previous, updated, self.targets)]
+            await self._emit(contact_id, body, deltas)
             out.inc()
+
+    async def _emit(self, contact_id: str, body: dict[str, Any], deltas: list[Any]) -> None:
+        """Send the fact in ``body`` (which has events folded) to contacts.facts."""
+        self.newest_ms = max(self.newest_ms, body[LAST_ACTIVITY])
+        # A copy: the table may serialize `body` for its changelog later.
+        message = {k: v for k, v in body.items() if k not in _PRIVATE}
+        message["kpi_deltas"] = deltas
+        await self.facts_out.send(key=contact_id.encode(), value=orjson.dumps(message))
 
     async def evict_idle(self) -> int:
         """One eviction round; a failure is logged, never fatal (it is upkeep)."""

@@ -126,3 +126,42 @@ def test_a_record_the_fold_cannot_read_is_dead_lettered_and_the_agent_goes_on() 
     assert (letter.stage, letter.reason.value) == ("facts", "processing_error")
     assert letter.original_bytes() == b'{"contact_id": 7}'
     assert letter.errors[0].type == "ValidationError"
+
+
+def test_a_record_read_again_after_a_crash_sends_the_stored_fact_again() -> None:
+    """Kill -9 between the table's changelog write and the send to contacts.facts:
+    the restarted worker restores the fact from the changelog and reads the record
+    again (its offset was not committed). Folding it changes nothing, yet the fact
+    never left: it must be sent again. A true duplicate (a later offset) is not."""
+    settings = load_settings(
+        environ={"VOCFLOW_TOPIC_PREFIX": "factsreplay.", "VOCFLOW_APP_ID": "factsreplay"}
+    )
+    app = create_app(settings)
+    app.finalize()
+    app.flow_control.resume()
+    sent: list[tuple[str, bytes | None, bytes]] = []
+
+    async def fake_send(topic, key=None, value=None, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append((topic.get_topic_name(), key, value))
+
+    answered = event(2, "c1", "answered", 20, 12, payload={"wait_seconds": 12.0})
+
+    async def scenario() -> None:
+        with patch("faust.topics.Topic.send", new=fake_send):
+            async with app.agents["facts"].test_context() as ctx:
+                await ctx.put(event(1, "c1", "offered", 20), key=b"c1")  # offset 0
+                await ctx.put(answered, key=b"c1")  # offset 1
+                ctx.sent_offset = 1
+                await ctx.put(answered, key=b"c1")  # offset 1 again: a replay
+                await ctx.put(answered, key=b"c1")  # offset 2: the source sent it twice
+
+    asyncio.run(scenario())
+    facts_out = [orjson.loads(v) for t, _k, v in sent if t == "factsreplay.contacts.facts"]
+    assert [(f["version"], f["kpi_deltas"] != []) for f in facts_out] == [
+        (1, True),
+        (2, True),
+        (2, False),
+    ]
+    assert facts_out[2] == {**facts_out[1], "kpi_deltas": []}
+    assert "_applied" not in facts_out[0]
+    assert app.tables["contact-facts"]["c1"]["_applied"] == [1, -1]
