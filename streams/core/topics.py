@@ -28,7 +28,7 @@ DLQ = TopicSpec(
 )
 VOC = TopicSpec(
     "contacts.voc",
-    "Events with customer text, for enrich/tag/route (event time stamps).",
+    "Events with customer text in clear, for enrich/tag/route (restricted: docs/security.md).",
     "customer_id (contact_id if unknown)",
     "ContactEvent",
 )

@@ -1,4 +1,4 @@
-"""Faust agent `normalize`: contacts.raw -> contacts.events (+ contacts.voc) or contacts.dlq."""
+"""Faust agent `normalize`: contacts.raw -> contacts.events (masked) + contacts.voc, or the DLQ."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from vocflow.streams.worker.wiring import StageGuard, WorkerApp, raw_topic, sour
 
 def register(app: WorkerApp, topics: T.Topics, dlq: faust.TopicT) -> None:
     """Every valid event goes to contacts.events keyed by contact (all events of
-    a contact in one partition, in order); one that carries text also goes to
-    contacts.voc keyed by customer, so repeat detection is partition-local."""
+    a contact in one partition, in order), its text PII-masked; one that carries
+    text also goes, in clear, to contacts.voc keyed by customer, so repeat
+    detection is partition-local."""
     raw = raw_topic(app, topics, T.RAW)
     events_out = raw_topic(app, topics, T.EVENTS)
     voc_out = raw_topic(app, topics, T.VOC)
@@ -37,15 +38,19 @@ def register(app: WorkerApp, topics: T.Topics, dlq: faust.TopicT) -> None:
                 await guard.reject(event, result)
                 continue
             assert isinstance(result, ContactEvent)
-            body = result.model_dump_json().encode()
+            canonical = stage.published(result)
+            body = canonical.model_dump_json().encode()
             await events_out.send(key=result.contact_id.encode(), value=body)
             out_ok.inc()
             if carries_voc_text(result.event_type, result.text):
+                if canonical is not result:
+                    body = result.model_dump_json().encode()  # the voc stage masks it itself
                 crash_point("normalize.between_outputs")
-                # Stamped with event time so the voc agent's windowed tables use it.
+                # Stamped by the producer, not with event time: the voc stage reads
+                # event time from the event, and a record stamped with the time of an
+                # old event (a replay of last month) would be deleted by the topic's
+                # time retention before the voc stage read it.
                 await voc_out.send(
-                    key=(result.customer_id or result.contact_id).encode(),
-                    value=body,
-                    timestamp=result.occurred_at.timestamp(),
+                    key=(result.customer_id or result.contact_id).encode(), value=body
                 )
                 out_voc.inc()

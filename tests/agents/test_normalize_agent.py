@@ -64,6 +64,14 @@ def test_valid_event_goes_to_events_keyed_by_contact_and_to_voc() -> None:
     assert pipeline_stats_in() == before + 1
 
 
+def test_events_carry_the_masked_text_and_only_voc_the_clear_text() -> None:
+    personal = orjson.loads(GOOD) | {"text": "我的号码13800138000上不了网"}
+    sent = run_agent([orjson.dumps(personal)])
+    assert [t for t, _, _ in sent] == ["agenttest.contacts.events", "agenttest.contacts.voc"]
+    assert ContactEvent.model_validate_json(sent[0][2]).text == "我的号码[PHONE]上不了网"
+    assert ContactEvent.model_validate_json(sent[1][2]).text == "我的号码13800138000上不了网"
+
+
 def test_voc_is_keyed_by_customer_and_skips_events_without_text() -> None:
     with_customer = orjson.loads(GOOD) | {"customer_id": "C42"}
     no_text = orjson.loads(GOOD) | {"event_id": "e-2", "text": None}
