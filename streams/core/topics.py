@@ -51,6 +51,13 @@ FACTS = TopicSpec(
     "contact_id",
     "ContactFact JSON (streams/kpi/models.py)",
 )
+FACTS_STATE = TopicSpec(
+    "contacts.facts-state",
+    "The facts loop's memory (the current fact of each contact), written in its transactions.",
+    "contact_id",
+    "ContactFact JSON (streams/stages/facts_state.py); a tombstone when forgotten",
+    compacted=True,
+)
 VOC_ALERTS = TopicSpec(
     "alerts.voc",
     "Emerging-issue alerts (surges), masked samples.",
@@ -93,6 +100,7 @@ ALL: tuple[TopicSpec, ...] = (
     VOC_STATE,
     ROUTED,
     FACTS,
+    FACTS_STATE,
     VOC_ALERTS,
     AGENTS,
     SHIFTS,

@@ -22,9 +22,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 # (crash point, pass that kills): early enough that most traffic is still ahead.
 CRASHES = (
     ("sink.after_insert", 2),
-    ("normalize.between_outputs", 150),
+    ("normalize.between_outputs", 3),
     ("voc.mid_transaction", 3),
-    ("facts.after_table_write", 200),
+    ("facts.after_table_write", 4),
 )
 
 
