@@ -143,7 +143,7 @@ class TxLoop(Service, Generic[S]):
     producers, the transactions, rebalances and retries."""
 
     stage: ClassVar[str]
-    crash_point_name: ClassVar[str]  # streams/core/faults.py: mid transaction
+    crash_point_name: ClassVar[str]  # streams/core/faults.py: passed per record sent
     log_every_take: ClassVar[bool] = True
 
     def __init__(
@@ -343,12 +343,12 @@ class TxLoop(Service, Generic[S]):
             async with producer.transaction():
                 for o in batch.outputs:
                     await producer.send(o.topic, value=o.value, key=o.key, partition=o.partition)
+                    crash_point(self.crash_point_name)  # counted per record sent
                 if self.state_topic is not None:
                     for key, value in batch.changes:
                         await producer.send(
                             self.state_topic, value=value, key=key, partition=tp.partition
                         )
-                crash_point(self.crash_point_name)
                 await producer.send_offsets_to_transaction(
                     {tp: records[-1].offset + 1}, self.group_id
                 )
