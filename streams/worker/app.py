@@ -10,6 +10,12 @@ lifecycle.
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+
+from mode import Service
+
 from vocflow.sinks.clickhouse.kafka_sink import ClickHouseSink
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
@@ -23,6 +29,33 @@ from vocflow.streams.worker.txloop import TxLoop
 from vocflow.streams.worker.voc_loop import VocLoop
 from vocflow.streams.worker.wiring import WorkerApp
 
+log = logging.getLogger(__name__)
+
+# Faust's own consumer subscribes to nothing now (the stages are our loops), and
+# after a broker restart its thread was seen never to stop, holding the process
+# past SIGTERM until the supervisor's SIGKILL (the broker-restart fault test).
+EXIT_GRACE_S = 15.0
+
+
+class ExitGuard(Service):
+    """Stopped after every stage loop and service of ours (it is added before them
+    and mode stops children in reverse order): from then on nothing of vocflow's
+    holds data, and Faust gets `EXIT_GRACE_S` to finish its own shutdown before
+    the process exits anyway (exit code 0: everything of ours stopped cleanly)."""
+
+    async def on_stop(self) -> None:
+        def exit_now() -> None:
+            log.warning(
+                "Faust's shutdown did not finish %.0f s after the pipeline stopped; exiting",
+                EXIT_GRACE_S,
+            )
+            logging.shutdown()
+            os._exit(0)
+
+        timer = threading.Timer(EXIT_GRACE_S, exit_now)
+        timer.daemon = True
+        timer.start()
+
 
 class VocflowApp(WorkerApp):
     """The worker: the normalize, voc and facts loops, the services beside them
@@ -33,6 +66,7 @@ class VocflowApp(WorkerApp):
     ) -> None:
         super().__init__(settings, sink, rules)
         self.services: PipelineServices | None = None
+        self.exit_guard: ExitGuard | None = None
         self.loops: list[TxLoop] = []  # type: ignore[type-arg]
         self.topics_ = T.Topics(settings)
         web.register_pages(self)
@@ -46,6 +80,9 @@ class VocflowApp(WorkerApp):
         """Start the pipeline services and the stage loops with the app's own extra
         services (the hook `@app.service` uses), built here because they need this app."""
         await super().on_started_init_extra_services()
+        if self.exit_guard is None:
+            self.exit_guard = ExitGuard(loop=self.loop, beacon=self.beacon)
+            await self.add_runtime_dependency(self.exit_guard)
         if self.services is None:
             self.services = PipelineServices(self, loop=self.loop, beacon=self.beacon)
             await self.add_runtime_dependency(self.services)

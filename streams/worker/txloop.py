@@ -212,20 +212,48 @@ class TxLoop(Service, Generic[S]):
     @Service.task
     async def _run(self) -> None:
         await self.ready()
-        assert self.consumer is not None
         while not self.should_stop:
-            batches = await self.consumer.getmany(timeout_ms=500, max_records=MAX_BATCH)
-            for tp, records in batches.items():
-                if records:
-                    async with self.lock:
-                        try:
-                            await self._transact(tp, records)
-                        except Exception:
-                            # Nothing of the batch is committed: forget it, read it again.
-                            log.exception(
-                                "%s: batch of %s[%d] failed", self.stage, tp.topic, tp.partition
-                            )
-                            await self._reset(tp.partition)
+            try:
+                await self._once()
+            except asyncio.CancelledError:
+                if self.should_stop:
+                    raise
+                # Seen while the broker restarted during the first take-over of the
+                # partitions: the task was cancelled from inside aiokafka, and before
+                # this guard the stage stopped for good with the worker still up.
+                log.warning("%s: cancelled while not stopping; going on", self.stage, exc_info=True)
+                await self._reset_all()
+            except Exception:
+                log.exception("%s: the loop failed; going on", self.stage)
+                await self._reset_all()
+
+    async def _once(self) -> None:
+        """One fetch, and one transaction per partition that brought records."""
+        assert self.consumer is not None
+        batches = await self.consumer.getmany(timeout_ms=500, max_records=MAX_BATCH)
+        for tp, records in batches.items():
+            if records:
+                async with self.lock:
+                    try:
+                        await self._transact(tp, records)
+                    except Exception:
+                        # Nothing of the batch is committed: forget it, read it again.
+                        log.exception(
+                            "%s: batch of %s[%d] failed", self.stage, tp.topic, tp.partition
+                        )
+                        await self._reset(tp.partition)
+
+    async def _reset_all(self) -> None:
+        """After an interruption at an unknown point: every owned partition's state
+        may hold a half-processed batch, so restore them all from their changelogs
+        and read again from the committed offsets."""
+        await asyncio.sleep(FIRST_RETRY_S)
+        assert self.consumer is not None
+        async with self.lock:
+            assigned = {tp.partition for tp in self.consumer.assignment()}
+            await self.release(set(self.partitions) - assigned)
+            for partition in sorted(assigned):
+                await self._reset(partition)
 
     # ---- partitions come and go
 
