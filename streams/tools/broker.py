@@ -90,10 +90,15 @@ def fetch(quiet: bool = True) -> Path:
 
 @dataclass(frozen=True)
 class LocalBroker:
-    """A broker whose files live under `home` (normally <data dir>/kafka)."""
+    """A broker whose files live under `home` (normally <data dir>/kafka).
+
+    `extra_config` is appended to the rendered server.properties: a later key
+    wins in a Java properties file, so a test can add listeners (TLS, SASL)
+    beside the plaintext one that `up` and the probes use."""
 
     home: Path
     port: int = 9092
+    extra_config: str = ""
 
     @property
     def controller_port(self) -> int:
@@ -138,6 +143,8 @@ class LocalBroker:
             controller_port=self.controller_port,
             log_dir=self.home / "data",
         )
+        if self.extra_config:
+            config += "\n# ---- extra_config\n" + self.extra_config
         path = self.home / "server.properties"
         path.write_text(config)
         return path
