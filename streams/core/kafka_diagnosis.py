@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
-import socket
 import ssl
 from typing import TYPE_CHECKING, Any
 
@@ -44,21 +42,21 @@ def diagnose(settings: Settings, timeout_s: float = 10.0) -> str | None:
 
 
 async def _diagnose(settings: Settings, timeout_s: float) -> str | None:
-    servers = kafka_clients.bootstrap_servers(settings)
-    refused: list[str] = []
-    for server in servers:
+    """Probe the first bootstrap server that accepts a TCP connection. When
+    none does, the caller's "no Kafka broker answered" (with its hint to
+    start the local broker or check the bootstrap list) already says it all."""
+    for server in kafka_clients.bootstrap_servers(settings):
         host, _, port_text = server.rpartition(":")
         port = int(port_text)
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
-        except (OSError, TimeoutError) as exc:
-            refused.append(f"{server} ({_os_reason(exc)})")
+        except (OSError, TimeoutError):
             continue
         writer.close()
         if settings.kafka_security_protocol == "PLAINTEXT":
             return await _plaintext(host, port, timeout_s)
         return await _secured(settings, host, port, timeout_s)
-    return "nothing accepts connections at " + ", ".join(refused)
+    return None
 
 
 async def _plaintext(host: str, port: int, timeout_s: float) -> str | None:
@@ -168,13 +166,3 @@ def _handshake_failure(settings: Settings, where: str, exc: BaseException) -> st
             "listener expects (SASL_SSL: TLS and a SASL user; SSL: TLS alone)"
         )
     return None
-
-
-def _os_reason(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no answer"
-    if isinstance(exc, socket.gaierror):
-        return "unknown host"
-    if isinstance(exc, OSError) and exc.errno:
-        return os.strerror(exc.errno)
-    return type(exc).__name__

@@ -15,9 +15,10 @@ import faust
 import pytest
 from kafka.errors import KafkaError
 
+from tests.conftest import free_port
 from tests.pki import CLIENT_KEY_PASSWORD, Pki, make_pki
 from vocflow.streams import cli
-from vocflow.streams.core import kafka_clients
+from vocflow.streams.core import kafka_clients, kafka_diagnosis
 from vocflow.streams.core.settings import ConfigError, Settings, load_settings
 
 PASSWORD = "Unit-secret-4c2f9e"
@@ -304,3 +305,9 @@ def test_kafka_python_debug_log_of_its_configuration_hides_the_password(
     assert "Starting KafkaAdminClient with configuration" in caplog.text
     assert "'sasl_plain_password': '**********'" in caplog.text
     assert PASSWORD not in caplog.text
+
+
+def test_no_diagnosis_when_nothing_listens() -> None:
+    """Then the caller's own message (start the local broker, check the bootstrap) stands."""
+    settings = Settings(kafka_bootstrap=f"127.0.0.1:{free_port()}")
+    assert kafka_diagnosis.diagnose(settings, timeout_s=2) is None
