@@ -73,10 +73,11 @@ VOC_STATE_ENTRIES = Gauge(
     "Entries the voc loop remembers per input partition (repeat keys + routed contacts).",
     ["partition"],
 )
-VOC_TRANSACTIONS = Counter(
-    "vocflow_voc_transactions_total",
-    "Transactions of the voc loop by outcome (committed, failed: the batch is read again).",
-    ["outcome"],
+TX_BATCHES = Counter(
+    "vocflow_stage_transactions_total",
+    "Transactions of the exactly-once stages (normalize, voc, facts) by outcome "
+    "(committed, failed: the batch is read again).",
+    ["stage", "outcome"],
 )
 REPEATS = Counter("vocflow_repeat_contacts_total", "Contacts flagged as repeat contacts.")
 PII_MASKED = Counter("vocflow_pii_masked_total", "PII items masked in contact texts.", ["kind"])

@@ -19,11 +19,11 @@ import signal
 
 ENV = "VOCFLOW_CRASH_AT"
 POINTS = {
-    "normalize.between_outputs": "normalize sent a record to contacts.events, not yet to "
-    "contacts.voc, offset not committed",
+    "normalize.between_outputs": "the normalize loop produced a batch's events, voc "
+    "copies and dead letters in an open transaction, offsets not committed",
     "sink.after_insert": "the sink inserted a batch into ClickHouse, offsets not committed",
-    "facts.after_table_write": "the facts agent changed its table (changelog write "
-    "buffered), the fact not yet sent to contacts.facts",
+    "facts.after_table_write": "the facts loop changed its state and produced the changelog "
+    "and the new facts in an open transaction, not yet committed",
     "voc.mid_transaction": "the voc loop produced a batch's envelopes in an open "
     "transaction, not yet committed",
 }

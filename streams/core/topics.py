@@ -28,7 +28,7 @@ DLQ = TopicSpec(
 )
 VOC = TopicSpec(
     "contacts.voc",
-    "Events with customer text, for enrich/tag/route (event time stamps).",
+    "Events with customer text in clear, for enrich/tag/route (restricted: docs/security.md).",
     "customer_id (contact_id if unknown)",
     "ContactEvent",
 )
@@ -50,6 +50,13 @@ FACTS = TopicSpec(
     "Folded contact facts, one version per material change.",
     "contact_id",
     "ContactFact JSON (streams/kpi/models.py)",
+)
+FACTS_STATE = TopicSpec(
+    "contacts.facts-state",
+    "The facts loop's memory (the current fact of each contact), written in its transactions.",
+    "contact_id",
+    "ContactFact JSON (streams/stages/facts_state.py); a tombstone when forgotten",
+    compacted=True,
 )
 VOC_ALERTS = TopicSpec(
     "alerts.voc",
@@ -93,6 +100,7 @@ ALL: tuple[TopicSpec, ...] = (
     VOC_STATE,
     ROUTED,
     FACTS,
+    FACTS_STATE,
     VOC_ALERTS,
     AGENTS,
     SHIFTS,

@@ -17,6 +17,7 @@ import orjson
 from pydantic import ValidationError
 
 from vocflow.schemas import ContactEvent, DeadLetter, FieldError, Reason, SourceRef
+from vocflow.streams.privacy.pii import mask_pii
 from vocflow.streams.privacy.pseudonyms import safe_id
 
 STAGE = "normalize"
@@ -205,3 +206,14 @@ def without_personal_ids(event: ContactEvent) -> ContactEvent:
         if value is not None and (safe := safe_id(value)) != value:
             updates[name] = safe
     return event.model_copy(update=updates) if updates else event
+
+
+def published(event: ContactEvent) -> ContactEvent:
+    """The copy of `event` for contacts.events, the canonical stream other systems
+    subscribe to: its text with phone, ID, card, e-mail, name and address masked
+    (the masking the voc stage applies). Clear text stays on the restricted input
+    topics (contacts.raw, contacts.voc), where the voc stage needs it whole."""
+    if not event.text:
+        return event
+    masked, _ = mask_pii(event.text)
+    return event if masked == event.text else event.model_copy(update={"text": masked})

@@ -1,9 +1,11 @@
-"""The Faust application of a worker: settings -> app with its agents, services
+"""The Faust application of a worker: settings -> app with its stages, services
 and web pages.
 
-Each agent lives in its own module and only wires stage functions to topics
-(`worker/wiring.py` holds what they share: the app's handles and the one error
-path); the logic lives in the stages, which are tested without Kafka.
+The three stages (normalize, voc, facts) are exactly-once transactional loops
+(`worker/txloop.py`), each in its own module, wiring stage functions to topics;
+the logic lives in the stages, which are tested without Kafka. Faust stays the
+application framework: app, web pages, timers, services and the worker's
+lifecycle.
 """
 
 from __future__ import annotations
@@ -13,28 +15,26 @@ from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.stages.rules import RuleSet
 from vocflow.streams.wallboard import register_wallboard
-from vocflow.streams.worker import normalize_agent, web
-from vocflow.streams.worker.facts_agent import FactsAgent
+from vocflow.streams.worker import web
+from vocflow.streams.worker.facts_loop import FactsLoop
+from vocflow.streams.worker.normalize_loop import NormalizeLoop
 from vocflow.streams.worker.services import PipelineServices
+from vocflow.streams.worker.txloop import TxLoop
 from vocflow.streams.worker.voc_loop import VocLoop
-from vocflow.streams.worker.wiring import WorkerApp, raw_topic
+from vocflow.streams.worker.wiring import WorkerApp
 
 
 class VocflowApp(WorkerApp):
-    """The worker: two Faust agents (normalize, facts) and the transactional voc
-    loop on their topics, the services beside them (views, sink, KPI refresh,
-    detector, pollers) and the web pages."""
+    """The worker: the normalize, voc and facts loops, the services beside them
+    (views, sink, KPI refresh, detector, pollers) and the web pages."""
 
     def __init__(
         self, settings: Settings, sink: ClickHouseSink | None = None, rules: RuleSet | None = None
     ) -> None:
         super().__init__(settings, sink, rules)
         self.services: PipelineServices | None = None
-        self.voc: VocLoop | None = None
-        topics = self.topics_ = T.Topics(settings)
-        dlq = raw_topic(self, topics, T.DLQ)
-        normalize_agent.register(self, topics, dlq)
-        self.facts = FactsAgent(self, topics, dlq)
+        self.loops: list[TxLoop] = []  # type: ignore[type-arg]
+        self.topics_ = T.Topics(settings)
         web.register_pages(self)
         register_wallboard(
             self,
@@ -43,15 +43,17 @@ class VocflowApp(WorkerApp):
         )
 
     async def on_started_init_extra_services(self) -> None:
-        """Start the pipeline services with the app's own extra services (the
-        hook `@app.service` uses), built here because they need this app."""
+        """Start the pipeline services and the stage loops with the app's own extra
+        services (the hook `@app.service` uses), built here because they need this app."""
         await super().on_started_init_extra_services()
         if self.services is None:
             self.services = PipelineServices(self, loop=self.loop, beacon=self.beacon)
             await self.add_runtime_dependency(self.services)
-        if self.voc is None:
-            self.voc = VocLoop(self, self.topics_, loop=self.loop, beacon=self.beacon)
-            await self.add_runtime_dependency(self.voc)
+        if not self.loops:
+            for kind in (NormalizeLoop, VocLoop, FactsLoop):
+                stage = kind(self, self.topics_, loop=self.loop, beacon=self.beacon)
+                self.loops.append(stage)
+                await self.add_runtime_dependency(stage)
 
 
 def create_app(

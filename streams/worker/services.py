@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from mode import Service
@@ -17,7 +18,7 @@ from vocflow.sinks.kpi import service as kpi_service
 from vocflow.sinks.prometheus import metrics
 from vocflow.sinks.prometheus.lag import LagMonitor
 from vocflow.streams.core import topics as T
-from vocflow.streams.worker import voc_loop
+from vocflow.streams.worker import txloop
 from vocflow.streams.worker.views import CompactedView
 from vocflow.streams.worker.wiring import WorkerApp
 
@@ -124,13 +125,11 @@ class PipelineServices(Service):
     @Service.task
     async def _poll_lag(self) -> None:
         topics, sink = self.topics, self.app.sink
+        group = partial(txloop.group_id, self.settings)
         groups = {
-            self.settings.app_id: [
-                topics.name(T.RAW),
-                topics.name(T.EVENTS),
-                topics.name(T.ROUTED),
-            ],
-            voc_loop.group_id(self.settings): [topics.name(T.VOC)],
+            group("normalize"): [topics.name(T.RAW)],
+            group("voc"): [topics.name(T.VOC)],
+            group("facts"): [topics.name(T.EVENTS), topics.name(T.ROUTED)],
         }
         if sink is not None:
             groups[sink.group_id] = [topics.name(t.source) for t in sink.tables]

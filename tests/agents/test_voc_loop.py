@@ -9,19 +9,19 @@ original did (no second envelope, repeats still found)."""
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
-from typing import Any
 from unittest.mock import patch
 
 import orjson
 import pytest
 from aiokafka import TopicPartition
 
+from tests.agents.txfakes import FakeProducer, RoutedProducer, records
 from vocflow.schemas import RoutingEnvelope
 from vocflow.streams.core.settings import load_settings
 from vocflow.streams.stages.voc_state import VocState
 from vocflow.streams.worker.app import create_app
-from vocflow.streams.worker.voc_loop import VocLoop, _Partition
+from vocflow.streams.worker.txloop import _Partition
+from vocflow.streams.worker.voc_loop import VocLoop
 
 pytestmark = pytest.mark.clock
 TP = TopicPartition("voctest.contacts.voc", 0)
@@ -41,72 +41,20 @@ def event(n: int, contact: str, customer: str | None, text: str, hour: int = 9) 
     )
 
 
-class FakeProducer:
-    """Records each committed transaction: (records, offsets)."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.committed: list[tuple[list[tuple[str, bytes | None, bytes | None]], dict]] = []
-        self._records: list[tuple[str, bytes | None, bytes | None]] = []
-        self._offsets: dict = {}
-
-    def transaction(self) -> FakeProducer:
-        return self
-
-    async def __aenter__(self) -> None:
-        self._records, self._offsets = [], {}
-
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None and self.fail:
-            raise RuntimeError("broker refused the commit")
-        if exc_type is None:
-            self.committed.append((self._records, self._offsets))
-
-    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
-                   partition: int | None = None) -> None:  # fmt: skip
-        self._records.append((topic, key, value))
-
-    async def send_offsets_to_transaction(self, offsets: dict, group_id: str) -> None:
-        self._offsets = {**offsets, "group": group_id}
-
-    async def stop(self) -> None:
-        return None
-
-
-class RoutedProducer:
-    """The plain producer of contacts.routed: records what it delivered."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes | None]] = []
-
-    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> Any:
-        self.sent.append((topic, key, value))
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-
 def make_loop(producer: FakeProducer, state: VocState | None = None) -> VocLoop:
     settings = load_settings(
         environ={"VOCFLOW_TOPIC_PREFIX": "voctest.", "VOCFLOW_APP_ID": "voctest"}
     )
     app = create_app(settings)
     loop = VocLoop(app, app.topics_)
-    loop.routed_producer = RoutedProducer()  # type: ignore[assignment]
-    loop.partitions[0] = _Partition(TP, producer, state or VocState(loop.window))  # type: ignore[arg-type]
+    loop.early_producer = RoutedProducer()  # type: ignore[assignment]
+    loop.partitions[0] = _Partition(0, producer, state or VocState(loop.window))  # type: ignore[arg-type]
     return loop
-
-
-def records(values: list[bytes], first_offset: int = 0) -> list[SimpleNamespace]:
-    return [
-        SimpleNamespace(key=b"k", value=v, offset=first_offset + i, timestamp=1795392000000)
-        for i, v in enumerate(values)
-    ]
 
 
 def process(loop: VocLoop, values: list[bytes], first_offset: int = 0) -> None:
     with patch("vocflow.streams.core.admin.ensure_topics"):
-        asyncio.run(loop._process(TP, records(values, first_offset)))
+        asyncio.run(loop._transact(TP, records(TP, values, first_offset)))
 
 
 def test_one_batch_is_one_transaction_with_envelopes_state_and_offset() -> None:
@@ -123,7 +71,7 @@ def test_one_batch_is_one_transaction_with_envelopes_state_and_offset() -> None:
         ("voctest.contacts.voc-state", b"r|c1"),
     ]
     # The audit copy goes outside the transaction, delivered before it commits.
-    routed = loop.routed_producer.sent  # type: ignore[union-attr]
+    routed = loop.early_producer.sent  # type: ignore[union-attr]
     assert [(t, k, v) for t, k, v in routed] == [("voctest.contacts.routed", b"c1", sent[0][2])]
     envelope = RoutingEnvelope.model_validate_json(sent[0][2])  # type: ignore[arg-type]
     assert envelope.text == "宽带断网了，我的电话[PHONE]"
@@ -139,7 +87,7 @@ def test_same_customer_same_category_within_window_is_a_repeat() -> None:
                    event(3, "c3", "C8", "宽带断网了", hour=16)])  # fmt: skip
     envelopes = [
         RoutingEnvelope.model_validate_json(v)  # type: ignore[arg-type]
-        for t, _, v in loop.routed_producer.sent  # type: ignore[union-attr]
+        for t, _, v in loop.early_producer.sent  # type: ignore[union-attr]
     ]
     assert [(e.contact_id, e.repeat_contact, e.previous_contact_id) for e in envelopes] == [
         ("c1", False, None),
@@ -171,15 +119,15 @@ def test_a_stage_error_is_dead_lettered_in_the_same_transaction() -> None:
 def test_a_failed_transaction_reads_the_batch_again_from_a_restored_state() -> None:
     producer = FakeProducer(fail=True)
     loop = make_loop(producer)
-    resets: list[TopicPartition] = []
+    resets: list[int] = []
 
-    async def reset(tp: TopicPartition) -> None:
-        resets.append(tp)
+    async def reset(partition: int) -> None:
+        resets.append(partition)
 
     with patch.object(loop, "_reset", new=reset):
         process(loop, [event(1, "c1", "C1", "宽带断网了")])
     assert producer.committed == []
-    assert resets == [TP]
+    assert resets == [0]
 
 
 def test_a_state_restored_from_the_changelog_routes_as_the_original_would() -> None:
@@ -196,7 +144,7 @@ def test_a_state_restored_from_the_changelog_routes_as_the_original_would() -> N
                     event(3, "c2", "C7", "宽带又断网了", hour=15)], first_offset=1)  # fmt: skip
     routed = [
         RoutingEnvelope.model_validate_json(v)  # type: ignore[arg-type]
-        for t, _, v in loop2.routed_producer.sent  # type: ignore[union-attr]
+        for t, _, v in loop2.early_producer.sent  # type: ignore[union-attr]
     ]
     assert [(e.contact_id, e.repeat_contact, e.previous_contact_id) for e in routed] == [
         ("c2", True, "c1")

@@ -20,9 +20,10 @@ from vocflow.streams.core.settings import DEFAULT_RULES_FILE
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 # (crash point, pass that kills): early enough that most traffic is still ahead.
+# In pipeline order: each restarted worker still finds work for the next point.
 CRASHES = (
-    ("sink.after_insert", 2),
     ("normalize.between_outputs", 150),
+    ("sink.after_insert", 2),
     ("voc.mid_transaction", 3),
     ("facts.after_table_write", 200),
 )

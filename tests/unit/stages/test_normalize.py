@@ -10,7 +10,12 @@ import pytest
 
 from vocflow.schemas import ContactEvent, DeadLetter, SourceRef
 from vocflow.streams.stages import normalize as normalize_module
-from vocflow.streams.stages.normalize import MAX_DEPTH, MAX_DLQ_ORIGINAL_BYTES, normalize
+from vocflow.streams.stages.normalize import (
+    MAX_DEPTH,
+    MAX_DLQ_ORIGINAL_BYTES,
+    normalize,
+    published,
+)
 from vocflow.streams.tools.traffic import EXPECTED_REASON, MALFORMED_KINDS, generate, malformed
 
 SRC = SourceRef(topic="contacts.raw", partition=3, offset=42, key="c-1")
@@ -207,3 +212,21 @@ def test_recursion_error_in_validation_is_dead_lettered(monkeypatch: pytest.Monk
     letter = reject(_with("channel", _nested(1000)))
     assert letter.reason.value == "invalid_value"
     assert [(e.loc, e.type) for e in letter.errors] == [("", "recursion")]
+
+
+def test_the_published_copy_masks_the_text_and_keeps_everything_else() -> None:
+    clear = ContactEvent.model_validate(
+        {
+            "event_id": "e1",
+            "contact_id": "c1",
+            "channel": "chat",
+            "event_type": "message",
+            "occurred_at": "2026-11-20T09:00:00+08:00",
+            "text": "我叫张伟，电话13800138000，邮箱 a.b@x.com，宽带断了",
+        }
+    )
+    masked = published(clear)
+    assert masked.text == "我叫[NAME]，电话[PHONE]，邮箱 [EMAIL]，宽带断了"
+    assert masked.model_dump(exclude={"text"}) == clear.model_dump(exclude={"text"})
+    plain = clear.model_copy(update={"text": "宽带断了"})
+    assert published(plain) is plain
