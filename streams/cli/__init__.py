@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Faust agents -> department topics, ClickHouse and Prometheus.",
         epilog="Settings come from defaults, then --config FILE (YAML) or $VOCFLOW_CONFIG, then "
         "VOCFLOW_* environment variables (e.g. VOCFLOW_KAFKA_BOOTSTRAP, VOCFLOW_DATA_DIR, "
-        "VOCFLOW_CLICKHOUSE_URL), then options. See docs/operations.md.",
+        "VOCFLOW_CLICKHOUSE_URL), then options. See docs/operations.md; a secured Kafka "
+        "(VOCFLOW_KAFKA_SECURITY_PROTOCOL, ...; secrets also from VOCFLOW_*_FILE): "
+        "docs/security.md.",
     )
     parser.add_argument("--config", type=Path, help="YAML settings file")
     parser.add_argument("--data-dir", type=Path, help="data directory (default .vocflow)")

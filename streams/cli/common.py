@@ -64,7 +64,29 @@ def command_settings(
     return settings
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "::1", "[::1]"})
+
+
+def _on_this_machine(settings: Settings) -> bool:
+    """Whether every bootstrap server is on loopback: a single-machine setup, whose
+    processes can share the data dir's key file."""
+    hosts = [
+        server.rpartition(":")[0] or server for server in settings.bootstrap_servers.split(",")
+    ]
+    return all(h in LOOPBACK_HOSTS or h.startswith("127.") for h in (x.strip() for x in hosts))
+
+
 def _configure_pseudonyms(settings: Settings) -> None:
+    if settings.pseudonym_key is None and not _on_this_machine(settings):
+        # A key file created in one host's data dir is not shared: a second host
+        # would make its own, and the same phone number would get two pseudonyms
+        # (repeat detection and profile joins across hosts would break silently).
+        raise UserError(
+            f"the Kafka cluster {settings.bootstrap_servers} is not on this machine, so every "
+            "vocflow process of the deployment must use one pseudonym key: set "
+            "VOCFLOW_PSEUDONYM_KEY or VOCFLOW_PSEUDONYM_KEY_FILE (docs/security.md, "
+            '"Pseudonym key")'
+        )
     path = settings.data_dir / pseudonyms.KEY_FILE
     try:
         pseudonyms.configure(settings)

@@ -181,10 +181,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     topic = T.Topics(settings).name(T.RAW)
     try:
-        with Publisher(settings.bootstrap_servers, settings.topic_prefix) as publisher:
+        with Publisher(settings, settings.topic_prefix) as publisher:
             replayer = Replayer(
                 publisher,
-                settings.bootstrap_servers,
+                settings,
                 checkpoint_dir,
                 pacer=Pacer(rate=args.rate, speedup=args.speedup),
                 strict=args.strict,

@@ -76,6 +76,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from vocflow.streams.tools.bench import OUTPUT, SECTIONS, run_bench
 
     settings = command_settings(args)
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        # Its Java perf tools and child workers take only the bootstrap list.
+        raise UserError(
+            "vocflow bench measures a plaintext broker (the local one, or "
+            "VOCFLOW_KAFKA_BOOTSTRAP without TLS/SASL); unset VOCFLOW_KAFKA_SECURITY_PROTOCOL"
+        )
     try:
         rates = [float(rate) for rate in args.freshness_rates.split(",") if rate.strip()]
     except ValueError:

@@ -13,7 +13,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from vocflow.streams.core import kafka_clients
+from vocflow.streams.core import kafka_clients, kafka_diagnosis
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
 
@@ -34,6 +34,9 @@ def connect_admin(settings: Settings, timeout_s: float = 10.0) -> KafkaAdminClie
             bootstrap_timeout_ms=int(timeout_s * 1000),
         )
     except (KafkaError, OSError) as exc:
+        cause = kafka_diagnosis.diagnose(settings, timeout_s)
+        if cause is not None:
+            raise KafkaUnavailable(f"cannot connect to Kafka: {cause}") from None
         hint = (
             "start it with `vocflow broker up`"
             if settings.uses_local_broker

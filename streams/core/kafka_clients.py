@@ -9,14 +9,24 @@ cluster needs are set in `_connection` and nowhere else, so a secured cluster
 (SASL/TLS) is one change here, not twelve.
 
 A caller passes the `Settings` (production paths) or a bare bootstrap string
-(tests and the local broker's own probes, always plaintext on loopback).
+(tests and the local broker's own probes, always plaintext on loopback). With
+Settings, `_connection` adds the cluster's security (docs/security.md): TLS
+through one `ssl.SSLContext` per configuration, shared by aiokafka,
+kafka-python and Faust, and SASL (SCRAM-SHA-512/256 or PLAIN) over it. The
+password goes to the libraries as a `str` that prints as asterisks, because
+kafka-python's admin client logs all its keywords at DEBUG.
 Anything a caller passes as a keyword overrides the defaults: per-client
 tuning (linger, batch size, offsets policy) stays where its reason is.
 """
 
 from __future__ import annotations
 
+import functools
+import ssl
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from vocflow.streams.core.settings import ConfigError
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -40,10 +50,83 @@ def bootstrap_servers(conn: Settings | str) -> list[str]:
     return [s.strip() for s in raw.split(",") if s.strip()]
 
 
+def security(settings: Settings) -> dict[str, Any]:
+    """The security keywords aiokafka and kafka-python share (the same names
+    in both); empty for PLAINTEXT. Raises ConfigError when the certificate
+    files cannot be loaded."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    config: dict[str, Any] = {"security_protocol": protocol, "ssl_context": ssl_context(settings)}
+    if protocol == "SASL_SSL":
+        assert settings.kafka_sasl_password is not None  # Settings checked it
+        config |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": MaskedStr(settings.kafka_sasl_password.get_secret_value()),
+        }
+    return config
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """The TLS context of the cluster: the CA bundle (else the system's trust
+    store), the client certificate for mutual TLS, hostname checking unless
+    turned off. Built once per configuration and shared by every client."""
+    key_password = settings.kafka_ssl_key_password
+    return _ssl_context(
+        settings.kafka_ssl_cafile,
+        settings.kafka_ssl_certfile,
+        settings.kafka_ssl_keyfile,
+        None if key_password is None else key_password.get_secret_value(),
+        settings.kafka_ssl_check_hostname,
+    )
+
+
+class MaskedStr(str):
+    """A secret as a library needs it (a `str`) that shows as asterisks in a
+    repr, which is how a logged configuration mapping prints its values."""
+
+    def __repr__(self) -> str:
+        return "'**********'"
+
+
 def _connection(conn: Settings | str) -> dict[str, Any]:
     """What every client of the cluster needs, in the keyword names both
-    libraries share (bootstrap; security settings belong here too)."""
-    return {"bootstrap_servers": bootstrap_servers(conn)}
+    libraries share: bootstrap, and for Settings the security keywords."""
+    if isinstance(conn, str):
+        return {"bootstrap_servers": bootstrap_servers(conn)}
+    return {"bootstrap_servers": bootstrap_servers(conn), **security(conn)}
+
+
+@functools.lru_cache(maxsize=8)
+def _ssl_context(
+    cafile: Path | None,
+    certfile: Path | None,
+    keyfile: Path | None,
+    key_password: str | None,
+    check_hostname: bool,
+) -> ssl.SSLContext:
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"kafka_ssl_cafile {cafile}: not a PEM bundle of CA certificates ({_ssl_reason(exc)})"
+        ) from None
+    context.check_hostname = check_hostname
+    if certfile is not None:
+        try:
+            context.load_cert_chain(certfile, keyfile, password=key_password)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"kafka_ssl_certfile {certfile}: cannot load the client certificate and its "
+                "key (PEM certificate, its private key in kafka_ssl_keyfile or the same file, "
+                f"and kafka_ssl_key_password if the key is encrypted): {_ssl_reason(exc)}"
+            ) from None
+    return context
+
+
+def _ssl_reason(exc: ssl.SSLError | OSError) -> str:
+    return str(getattr(exc, "reason", None) or exc.strerror or type(exc).__name__)
 
 
 def _client_id(conn: Settings | str, role: str | None) -> dict[str, Any]:
@@ -103,8 +186,27 @@ def aio_consumer(
 
 
 def faust_broker(settings: Settings) -> dict[str, Any]:
-    """The Faust app's broker keywords: the same cluster and limits as above."""
-    return {
+    """The Faust app's broker keywords: the same cluster, limits and security as
+    above. Faust takes security as `broker_credentials` and hands it to every
+    aiokafka client it makes (faust/transport/drivers/aiokafka.py,
+    credentials_to_aiokafka_auth): SSLCredentials for TLS alone,
+    SASLCredentials with the ssl_context for SASL_SSL."""
+    config: dict[str, Any] = {
         "broker": [f"kafka://{s}" for s in bootstrap_servers(settings)],
         "producer_max_request_size": MAX_MESSAGE_BYTES,
     }
+    auth = security(settings)
+    if not auth:
+        return config
+    import faust
+
+    if settings.kafka_security_protocol == "SSL":
+        config["broker_credentials"] = faust.SSLCredentials(auth["ssl_context"])
+    else:
+        config["broker_credentials"] = faust.SASLCredentials(
+            username=auth["sasl_plain_username"],
+            password=auth["sasl_plain_password"],
+            ssl_context=auth["ssl_context"],
+            mechanism=auth["sasl_mechanism"],
+        )
+    return config

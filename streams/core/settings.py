@@ -11,20 +11,45 @@ import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from vocflow.streams.core import configfile
 
 ENV_PREFIX = "VOCFLOW_"
 CONFIG_ENV = "VOCFLOW_CONFIG"
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "default_rules.yaml"
+SECRET_FILE_SUFFIX = "_file"
+"""``<secret>_file`` (``VOCFLOW_<SECRET>_FILE``): read a secret setting from a
+file, as mounted secrets (Kubernetes, systemd credentials, Vault agent) are."""
 
 
 class ConfigError(Exception):
     """A setting is wrong; the message says where it came from and why."""
+
+
+def _readable_file(path: Path) -> Path:
+    """A certificate or key file must be there at start, not at the first
+    TLS handshake minutes later (or never, on a quiet topic)."""
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}" if not path.exists() else f"not a file: {path}")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"cannot read {path}: permission denied")
+    return path
+
+
+ReadableFile = Annotated[Path, AfterValidator(_readable_file)]
 
 
 class Settings(BaseModel):
@@ -38,6 +63,46 @@ class Settings(BaseModel):
         description="host:port[,host:port]; unset: the local broker of `vocflow broker up`.",
     )
     broker_port: int = Field(default=9092, ge=1, le=65535, description="Port of the local broker.")
+    # ---- Kafka security (docs/security.md); every client takes them from
+    # streams/core/kafka_clients.py, so one setting reaches every process.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="PLAINTEXT (the local broker only), SSL (TLS; with kafka_ssl_certfile: "
+        "mutual TLS) or SASL_SSL (TLS and a SASL user).",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism of SASL_SSL."
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, min_length=1, description="SASL user (SASL_SSL)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None,
+        description="SASL password (SASL_SSL); or VOCFLOW_KAFKA_SASL_PASSWORD_FILE: a file "
+        "that holds it.",
+    )
+    kafka_ssl_cafile: ReadableFile | None = Field(
+        default=None,
+        description="PEM bundle of the CAs that signed the brokers' certificates; unset: the "
+        "system's trust store.",
+    )
+    kafka_ssl_certfile: ReadableFile | None = Field(
+        default=None, description="PEM client certificate (chain) for mutual TLS."
+    )
+    kafka_ssl_keyfile: ReadableFile | None = Field(
+        default=None,
+        description="PEM private key of kafka_ssl_certfile; unset: the key is in the certfile.",
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None,
+        description="Password of an encrypted kafka_ssl_keyfile; or "
+        "VOCFLOW_KAFKA_SSL_KEY_PASSWORD_FILE.",
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True,
+        description="Check that a broker's certificate names the host connected to. Turning "
+        "it off still checks the certificate chain.",
+    )
     topic_prefix: str = Field(
         default="", pattern=r"^[A-Za-z0-9._-]*$", description="Prepended to every topic name."
     )
@@ -176,6 +241,54 @@ class Settings(BaseModel):
             raise ValueError("must start with chdb://, http:// or https://")
         return value or None
 
+    @model_validator(mode="after")
+    def _kafka_security_consistent(self) -> Settings:
+        """Half a security configuration fails here, not as a connection that
+        silently falls back to plaintext or hangs in a handshake."""
+        protocol = self.kafka_security_protocol
+        sasl = [
+            name
+            for name in ("kafka_sasl_username", "kafka_sasl_password")
+            if getattr(self, name) is not None
+        ]
+        tls = [
+            name
+            for name in (
+                "kafka_ssl_cafile",
+                "kafka_ssl_certfile",
+                "kafka_ssl_keyfile",
+                "kafka_ssl_key_password",
+            )
+            if getattr(self, name) is not None
+        ]
+        if not self.kafka_ssl_check_hostname:
+            tls.append("kafka_ssl_check_hostname")
+        if protocol == "SASL_SSL" and len(sasl) < 2:
+            raise ValueError(
+                "kafka_security_protocol SASL_SSL needs kafka_sasl_username and "
+                "kafka_sasl_password (or VOCFLOW_KAFKA_SASL_PASSWORD_FILE)"
+            )
+        if protocol != "SASL_SSL" and sasl:
+            raise ValueError(
+                f"{' and '.join(sasl)} set, but kafka_security_protocol is {protocol}: "
+                "set it to SASL_SSL"
+            )
+        if protocol == "PLAINTEXT" and tls:
+            raise ValueError(
+                f"{', '.join(tls)} set, but kafka_security_protocol is PLAINTEXT: "
+                "set it to SSL or SASL_SSL"
+            )
+        if self.kafka_ssl_certfile is None and (
+            self.kafka_ssl_keyfile is not None or self.kafka_ssl_key_password is not None
+        ):
+            raise ValueError("kafka_ssl_keyfile and its password need kafka_ssl_certfile")
+        if protocol != "PLAINTEXT" and self.kafka_bootstrap is None:
+            raise ValueError(
+                f"kafka_security_protocol {protocol} needs kafka_bootstrap: the local broker "
+                "(`vocflow broker up`) is plaintext"
+            )
+        return self
+
     @property
     def bootstrap_servers(self) -> str:
         return self.kafka_bootstrap or f"127.0.0.1:{self.broker_port}"
@@ -210,6 +323,14 @@ class Settings(BaseModel):
         return f"http://{self.web_host}:{self.web_port}"
 
 
+SECRET_FIELDS = frozenset(
+    name
+    for name, field in Settings.model_fields.items()
+    if field.annotation is SecretStr or SecretStr in get_args(field.annotation)
+)
+"""Settings that are secrets: never shown, and each may come from a file."""
+
+
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     """Variables as strings, except mappings, which are written in YAML flow
     style or JSON (``VOCFLOW_SL_THRESHOLD_BY_QUEUE='{voice.vip: 10}'``)."""
@@ -219,9 +340,9 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue
         key = name[len(ENV_PREFIX) :].lower()
-        if key not in fields:
+        if key not in fields and key.removesuffix(SECRET_FILE_SUFFIX) not in SECRET_FIELDS:
             continue
-        if get_origin(fields[key].annotation) is dict:
+        if key in fields and get_origin(fields[key].annotation) is dict:
             try:
                 values[key] = yaml.safe_load(value) if value.strip() else {}
             except yaml.YAMLError:
@@ -261,16 +382,51 @@ def load_settings(
             merged[key] = value
             origin[key] = f"option --{key.replace('_', '-')}"
     problems = [str(p) for p in doc.problems] if doc is not None else []
+
+    def where(loc: tuple[str | int, ...]) -> str:
+        found = origin.get(str(loc[0]) if loc else "", "settings")
+        if found == "file" and doc is not None:
+            return f"{doc.filename}:{doc.line_for(loc)}"
+        return found
+
+    for key, problem in _read_secret_files(merged):
+        problems.append(f"{where((key,))}: {key}: {problem}")
     settings: Settings | None = None
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
         for loc, message in configfile.explain(exc, merged, Settings):
-            key = str(loc[0]) if loc else ""
-            where = origin.get(key, "settings")
-            if where == "file" and doc is not None:
-                where = f"{doc.filename}:{doc.line_for(loc)}"
-            problems.append(f"{where}: {configfile.path_text(loc)}: {message}")
+            text = configfile.path_text(loc)
+            problems.append(f"{where(loc)}: {text}: {message}" if text else message)
     if problems or settings is None:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return settings
+
+
+def _read_secret_files(merged: dict[str, Any]) -> list[tuple[str, str]]:
+    """Replace each ``<secret>_file`` in `merged` by the file's text (without
+    its final newline); the problems as (key, reason). A reason never holds
+    the file's content."""
+    problems: list[tuple[str, str]] = []
+    for name in sorted(SECRET_FIELDS):
+        key = name + SECRET_FILE_SUFFIX
+        if key not in merged:
+            continue
+        path = Path(str(merged.pop(key)))
+        if name in merged:
+            problems.append((key, f"{name} is set too: give the secret or its file, not both"))
+            continue
+        try:
+            text = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except FileNotFoundError:
+            problems.append((key, f"no such file: {path}"))
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+            problems.append((key, f"cannot read {path}: {reason}"))
+            continue
+        if not text:
+            problems.append((key, f"{path} is empty"))
+            continue
+        merged[name] = text
+    return problems

@@ -45,7 +45,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from vocflow.streams.core import configfile, http, kafka_clients
+from vocflow.streams.core import configfile, http, kafka_clients, kafka_diagnosis
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.sources.adapters import ADAPTERS, AdapterError
@@ -849,8 +849,11 @@ def run_ingest(settings: Settings, sources: Mapping[str, Source]) -> None:
         from aiokafka.errors import KafkaError
 
         if isinstance(exc, KafkaError):
+            cause = kafka_diagnosis.diagnose(settings)
             raise IngestStartError(
-                f"no Kafka broker answered at {settings.bootstrap_servers} "
+                f"cannot connect to Kafka: {cause}"
+                if cause
+                else f"no Kafka broker answered at {settings.bootstrap_servers} "
                 f"({type(exc).__name__}); check VOCFLOW_KAFKA_BOOTSTRAP"
             ) from None
         raise

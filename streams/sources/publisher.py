@@ -3,9 +3,10 @@
 For systems that already hold canonical events (a CRM, a batch job, a
 replay): no HTTP, no adapter, straight to ``contacts.raw``::
 
+    from vocflow.streams.core.settings import load_settings
     from vocflow.streams.sources.publisher import Publisher
 
-    with Publisher("kafka1:9092,kafka2:9092") as pub:
+    with Publisher(load_settings()) as pub:  # or a bare "kafka1:9092,kafka2:9092"
         meta = pub.publish({
             "event_id": "crm-7f3a", "contact_id": "C-1001", "channel": "phone",
             "event_type": "offered", "occurred_at": "2024-05-06T09:15:42+08:00",
@@ -41,6 +42,7 @@ from pydantic import ValidationError
 from vocflow.schemas import ContactEvent
 from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
+from vocflow.streams.core.settings import Settings
 
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -91,11 +93,13 @@ class Publisher:
 
     Thread-safe (kafka-python's producer is). Use as a context manager, or call
     :meth:`close`, so that queued events are delivered before the process exits.
+    Give it the Settings (a secured cluster's TLS and SASL come with them) or a
+    bare bootstrap string for a plaintext broker.
     """
 
     def __init__(
         self,
-        bootstrap: str,
+        conn: Settings | str,
         topic_prefix: str = "",
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -114,7 +118,7 @@ class Publisher:
             "enable_idempotence": True,
             "acks": "all",
         }
-        self._producer = kafka_clients.producer(bootstrap, client_id=client_id, **config)
+        self._producer = kafka_clients.producer(conn, client_id=client_id, **config)
 
     def send(
         self,

@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from vocflow.schemas import ContactEvent, Payload
 from vocflow.streams.core import kafka_clients
+from vocflow.streams.core.settings import Settings
 from vocflow.streams.sources.publisher import EventValidationError, Publisher, validate_event
 
 log = logging.getLogger("vocflow.replay")
@@ -325,7 +326,7 @@ class Replayer:
     def __init__(
         self,
         publisher: Publisher,
-        bootstrap: str,
+        conn: Settings | str,
         checkpoint_dir: Path,
         *,
         pacer: Pacer | None = None,
@@ -337,7 +338,9 @@ class Replayer:
     ) -> None:
         self.publisher = publisher
         self.topic = publisher.topic
-        self.bootstrap = bootstrap
+        self.conn = conn
+        # The checkpoints name the cluster by its bootstrap list.
+        self.bootstrap = conn if isinstance(conn, str) else conn.bootstrap_servers
         self.checkpoint_dir = checkpoint_dir
         self.pacer = pacer or Pacer()
         self.strict = strict
@@ -354,7 +357,7 @@ class Replayer:
     def consumer(self) -> KafkaConsumer:
         if self._consumer is None:
             self._consumer = kafka_clients.consumer(
-                self.bootstrap,
+                self.conn,
                 client_id="vocflow-replay",
                 max_partition_fetch_bytes=16 * 1024 * 1024,
             )

@@ -90,10 +90,22 @@ def fetch(quiet: bool = True) -> Path:
 
 @dataclass(frozen=True)
 class LocalBroker:
-    """A broker whose files live under `home` (normally <data dir>/kafka)."""
+    """A broker whose files live under `home` (normally <data dir>/kafka).
+
+    Alone by default (node 1, its own controller quorum, every topic with one
+    replica); `LocalCluster` makes several of them one KRaft cluster.
+    `extra_config` is appended to the rendered server.properties: a later key
+    wins in a Java properties file, so a test can add listeners (TLS, SASL)
+    beside the plaintext one that `up` and the probes use."""
 
     home: Path
     port: int = 9092
+    node_id: int = 1
+    voters: str | None = None  # controller.quorum.voters; None: this node alone
+    cluster_id: str | None = None  # None: a new random id when first formatted
+    replication: int = 1
+    min_isr: int = 1
+    extra_config: str = ""
 
     @property
     def controller_port(self) -> int:
@@ -137,7 +149,13 @@ class LocalBroker:
             port=self.port,
             controller_port=self.controller_port,
             log_dir=self.home / "data",
+            node_id=self.node_id,
+            voters=self.voters or f"{self.node_id}@127.0.0.1:{self.controller_port}",
+            replication=self.replication,
+            min_isr=self.min_isr,
         )
+        if self.extra_config:
+            config += "\n# ---- extra_config\n" + self.extra_config
         path = self.home / "server.properties"
         path.write_text(config)
         return path
@@ -145,7 +163,7 @@ class LocalBroker:
     def _format_storage(self, java: str, config: Path, classpath: str) -> None:
         if (self.home / "data" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = self.cluster_id or new_cluster_id()
         result = subprocess.run(
             [
                 java,
@@ -179,8 +197,16 @@ class LocalBroker:
 
     def up(self, timeout: float = 90.0) -> bool:
         """Start the broker and wait until it accepts connections. False if already running."""
-        if self.pid() is not None and self.answers():
+        proc = self.start()
+        if proc is None:
             return False
+        self.wait_ready(proc, timeout)
+        return True
+
+    def start(self) -> subprocess.Popen[bytes] | None:
+        """Start the broker's process without waiting for it; None if it is running."""
+        if self.pid() is not None and self.answers():
+            return None
         if self.answers():
             raise BrokerError(
                 f"port {self.port} on 127.0.0.1 is taken by another program; stop it or set "
@@ -201,6 +227,11 @@ class LocalBroker:
             start_new_session=True,
         )
         self.pid_file.write_text(f"{proc.pid}\n")
+        return proc
+
+    def wait_ready(self, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+        """Until the broker answers with cluster metadata; BrokerError with its log if
+        it exits or does not answer within `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -209,7 +240,7 @@ class LocalBroker:
                     f"and stdout.log:\n{self._log_tail()}"
                 )
             if self.answers() and _metadata_ready(self.bootstrap):
-                return True
+                return
             time.sleep(0.5)
         self.down()
         raise BrokerError(f"the broker did not answer within {timeout:.0f}s:\n{self._log_tail()}")
@@ -248,6 +279,62 @@ class LocalBroker:
             "kafka_version": KAFKA_VERSION,
             "home": str(self.home),
         }
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """`size` local brokers as one KRaft cluster on loopback (each node broker and
+    controller), every topic replicated `size` times and writable while a majority
+    of replicas is in sync: what the fault suite kills one broker of."""
+
+    home: Path
+    ports: tuple[int, ...]  # one free pair (broker, controller) per node
+
+    @property
+    def brokers(self) -> list[LocalBroker]:
+        size = len(self.ports)
+        voters = ",".join(f"{n + 1}@127.0.0.1:{p + 1}" for n, p in enumerate(self.ports))
+        cluster_id = self._cluster_id()
+        return [
+            LocalBroker(
+                home=self.home / f"node{n + 1}",
+                port=port,
+                node_id=n + 1,
+                voters=voters,
+                cluster_id=cluster_id,
+                replication=size,
+                min_isr=size // 2 + 1,
+            )
+            for n, port in enumerate(self.ports)
+        ]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.brokers)
+
+    def _cluster_id(self) -> str:
+        path = self.home / "cluster.id"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            path.write_text(new_cluster_id())
+        return path.read_text().strip()
+
+    def up(self, timeout: float = 120.0) -> None:
+        """Start every node at once (a quorum needs a majority to elect a leader),
+        then wait for each."""
+        started = [(b, b.start()) for b in self.brokers]
+        for broker, proc in started:
+            if proc is not None:
+                broker.wait_ready(proc, timeout)
+
+    def down(self) -> None:
+        for broker in self.brokers:
+            broker.down()
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 def _reap(pid: int) -> None:

@@ -205,14 +205,19 @@ def drain(run: Run) -> float:
 
 
 def broker_restarts(
-    run: Run, broker: LocalBroker, faults: list[tuple[bool, float]], down_s: float = 5.0
+    run: Run,
+    broker: LocalBroker,
+    faults: list[tuple[bool, float]],
+    down_s: float = 5.0,
+    restart: bool = True,
 ) -> None:
     """One worker through broker restarts: for each (kill, after) in `faults`, once the
     worker has taken in `after` records in all, the broker is stopped (SIGKILL if
     `kill`, else a clean shutdown), kept down `down_s` seconds and started again on
-    the same data; then the same worker drains. Each restart is appended to
-    `run.crashes` with the seconds from the broker answering again to the worker's
-    next record."""
+    the same data (unless not `restart`: then it stays down, and the rest of its
+    cluster carries on); then the same worker drains. Each fault is appended to
+    `run.crashes` with the seconds from the broker answering again (or from the
+    kill, when it stays down) to the worker's next record."""
     url = f"http://127.0.0.1:{run.env['VOCFLOW_WEB_PORT']}"
     t0 = time.monotonic()
     with procs.Child("worker", run.log(len(run.crashes)), env=run.env, url=url) as child:
@@ -228,8 +233,9 @@ def broker_restarts(
                 assert pid is not None
                 os.kill(pid, signal.SIGKILL)
             broker.down()  # a clean shutdown, or the reaping of the killed process
-            time.sleep(down_s)
-            broker.up()
+            if restart:
+                time.sleep(down_s)
+                broker.up()
             back = time.monotonic()
             resumed_s = None
             while time.monotonic() - back < 120 and child.returncode is None:
@@ -237,7 +243,7 @@ def broker_restarts(
                     resumed_s = time.monotonic() - back
                     break
                 time.sleep(0.2)
-            point = "broker " + ("kill -9" if kill else "stop")
+            point = "broker " + ("kill -9" if kill else "stop") + ("" if restart else " for good")
             run.crashes.append({"point": point, "after": before, "resumed_s": resumed_s})
         _until_drained(run, child, url, time.monotonic() + DRAIN_TIMEOUT_S)
         run.drained_s = time.monotonic() - t0
@@ -321,8 +327,9 @@ def crash_summary(run: Run) -> str:
             parts.append(f"{c['point']}:{c['nth']} died after {c['died_s']:.1f}s")
         else:
             resumed = "never" if c["resumed_s"] is None else f"{c['resumed_s']:.1f}s"
+            since = "the kill" if c["point"].endswith("for good") else "the broker answered"
             parts.append(
                 f"{c['point']} after {c['after']:.0f} records, processing again "
-                f"{resumed} after the broker answered"
+                f"{resumed} after {since}"
             )
     return "; ".join(parts)

@@ -11,11 +11,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kafka import TopicPartition
 
 from tests.conftest import free_port
+from tests.integration.secured_kafka import SecuredKafka, secured_kafka
 from vocflow.streams.core import kafka_clients
+from vocflow.streams.core.settings import Settings
 from vocflow.streams.tools import procs
+
+
+@pytest.fixture(scope="session")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
+    """A broker of its own with SASL_SSL and mutual-TLS listeners (secured_kafka.py);
+    started only by the tests that ask for it."""
+    with secured_kafka(tmp_path_factory.mktemp("secured-kafka")) as kafka:
+        yield kafka
 
 
 def worker_env(bootstrap: str, prefix: str, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -70,11 +81,12 @@ def running_worker(env: dict[str, str], log: Path):  # type: ignore[no-untyped-d
     return running_command("worker", env, log, "VOCFLOW_WEB_PORT")
 
 
-def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record currently in `topic`, read as an independent consumer without a group."""
+def read_topic(conn: Settings | str, topic: str) -> list[Any]:
+    """Every record currently in `topic`, read as an independent consumer without a group
+    (from a plaintext bootstrap, or with the Settings of a secured cluster)."""
     # read_committed, as department systems must read (the voc loop writes in transactions)
     consumer = kafka_clients.consumer(
-        bootstrap, max_partition_fetch_bytes=16 * 1024 * 1024, isolation_level="read_committed"
+        conn, max_partition_fetch_bytes=16 * 1024 * 1024, isolation_level="read_committed"
     )
     try:
         parts = consumer.partitions_for_topic(topic) or set()

@@ -137,3 +137,36 @@ def test_help_lists_the_commands_in_their_order() -> None:
     text = build_parser().format_help()
     positions = [text.index(f"\n    {name} ") for name in COMMAND_ORDER]
     assert positions == sorted(positions)
+
+
+@pytest.mark.parametrize("command", ["sink", "simulate", "replay", "shifts"])
+def test_a_cluster_elsewhere_needs_an_explicit_key(
+    command: str,
+    tmp_path: Path,
+    data_dir: Path,
+    no_kafka: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each host would otherwise create its own key file: one phone number, two
+    pseudonyms. On loopback (one machine) the data dir's file is shared."""
+    monkeypatch.setenv("VOCFLOW_KAFKA_BOOTSTRAP", "kafka-1.prod:9093,127.0.0.1:9092")
+    codes: list[int] = []
+    main(record_commands(tmp_path)[command], exit=codes.append)
+    assert codes == [2] and no_kafka == []
+    assert capsys.readouterr().err == (
+        "vocflow: error: the Kafka cluster kafka-1.prod:9093,127.0.0.1:9092 is not on this "
+        "machine, so every vocflow process of the deployment must use one pseudonym key: set "
+        "VOCFLOW_PSEUDONYM_KEY or VOCFLOW_PSEUDONYM_KEY_FILE (docs/security.md, "
+        '"Pseudonym key")\n'
+    )
+    assert not (data_dir / pseudonyms.KEY_FILE).exists()
+    key_file = tmp_path / "key"
+    key_file.write_text("deployment-secret\n", "utf-8")
+    monkeypatch.setenv("VOCFLOW_PSEUDONYM_KEY_FILE", str(key_file))
+    main(record_commands(tmp_path)[command], exit=codes.append)
+    assert no_kafka == [b"deployment-secret"]
+    monkeypatch.delenv("VOCFLOW_PSEUDONYM_KEY_FILE")
+    monkeypatch.setenv("VOCFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:39092,localhost:39093")
+    main(record_commands(tmp_path)[command], exit=codes.append)
+    assert (data_dir / pseudonyms.KEY_FILE).exists()
