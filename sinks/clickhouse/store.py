@@ -21,6 +21,8 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from vocflow.streams.core.faults import clickhouse_reachable
+
 log = logging.getLogger(__name__)
 
 _DDL_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -97,6 +99,7 @@ class ClickHouseStore:
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], token: str
     ) -> None:
         """Insert one batch; a retry with the same `token` is dropped by ClickHouse."""
+        clickhouse_reachable()
         with self._lock:
             self._client.insert(
                 table,
@@ -107,10 +110,12 @@ class ClickHouseStore:
             )
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        clickhouse_reachable()
         with self._lock:
             return list(self._client.query(sql, parameters=parameters).result_rows)
 
     def query_dicts(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict]:
+        clickhouse_reachable()
         with self._lock:
             result = self._client.query(sql, parameters=parameters)
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]

@@ -10,12 +10,21 @@ makes the process send itself SIGKILL the n-th time it passes <point> (the
 same signal as `kill -9`: no handler, no flush, no goodbye to the group).
 Unset in production; then a crash point costs one dict lookup. The points are
 listed in `POINTS` and docs/reliability.md.
+
+The embedded ClickHouse of the suite cannot go away, so its outage is injected
+the same way:
+
+    VOCFLOW_CLICKHOUSE_OUTAGE=<start>:<seconds>
+
+makes every call of the ClickHouse store fail as a refused connection from
+<start> seconds after the process started, for <seconds> seconds.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 ENV = "VOCFLOW_CRASH_AT"
 POINTS = {
@@ -53,3 +62,33 @@ def crash_point(point: str) -> None:
     _passes += 1
     if _passes >= _armed[1]:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+OUTAGE_ENV = "VOCFLOW_CLICKHOUSE_OUTAGE"
+
+
+def _parse_outage(value: str | None) -> tuple[float, float] | None:
+    if not value:
+        return None
+    start, _, seconds = value.partition(":")
+    try:
+        window = float(start), float(seconds)
+    except ValueError:
+        raise ValueError(f"{OUTAGE_ENV}={value!r}: expected <start>:<seconds>") from None
+    if window[0] < 0 or window[1] <= 0:
+        raise ValueError(f"{OUTAGE_ENV}={value!r}: expected <start> >= 0 and <seconds> > 0")
+    return window
+
+
+_outage = _parse_outage(os.environ.get(OUTAGE_ENV))
+_started = time.monotonic()
+
+
+def clickhouse_reachable() -> None:
+    """Raise ConnectionRefusedError (what a server that is down gives) inside the
+    injected outage window; nothing otherwise."""
+    if _outage is None:
+        return
+    elapsed = time.monotonic() - _started
+    if _outage[0] <= elapsed < _outage[0] + _outage[1]:
+        raise ConnectionRefusedError(111, f"ClickHouse outage injected by {OUTAGE_ENV}")

@@ -251,6 +251,58 @@ def broker_restarts(
     assert code == 0, f"worker exit code {code}: {child.log_tail()}"
 
 
+def _metric(url: str, name: str) -> float | None:
+    """One unlabelled sample of the worker's /metrics, or None."""
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        kib = next(line.split()[1] for line in status if line.startswith("VmRSS:"))
+    return int(kib) / 1024
+
+
+def clickhouse_outage(run: Run, start_s: float, seconds: float) -> None:
+    """One worker whose ClickHouse fails every call from `start_s` seconds after its
+    start, for `seconds` (VOCFLOW_CLICKHOUSE_OUTAGE, streams/core/faults.py), under
+    the published backlog; then it drains. Appended to `run.crashes`: the highest
+    `vocflow_sink_blocked_seconds` seen, the worker's highest RSS during the outage
+    and after the catch-up, and the records taken in by the stages during it."""
+    env = {**run.env, "VOCFLOW_CLICKHOUSE_OUTAGE": f"{start_s:g}:{seconds:g}"}
+    url = f"http://127.0.0.1:{env['VOCFLOW_WEB_PORT']}"
+    t0 = time.monotonic()
+    with procs.Child("worker", run.log(len(run.crashes)), env=env, url=url) as child:
+        child.wait_healthy(120)
+        blocked, rss_during = 0.0, 0.0
+        taken = {"start": _processed(url), "end": 0.0}
+        while time.monotonic() - t0 < start_s + seconds:
+            assert child.returncode is None, child.log_tail()
+            rss_during = max(rss_during, _rss_mib(child.pid))
+            blocked = max(blocked, _metric(url, "vocflow_sink_blocked_seconds") or 0.0)
+            taken["end"] = _processed(url)
+            time.sleep(1.0)
+        run.crashes.append(
+            {
+                "point": "clickhouse outage",
+                "seconds": seconds,
+                "blocked_max_s": blocked,
+                "rss_during_max_mib": rss_during,
+                "taken_during": taken["end"] - taken["start"],
+            }
+        )
+        _until_drained(run, child, url, time.monotonic() + DRAIN_TIMEOUT_S)
+        run.crashes[-1]["rss_after_mib"] = _rss_mib(child.pid)
+        run.drained_s = time.monotonic() - t0
+        code = child.stop()
+    assert code == 0, f"worker exit code {code}: {child.log_tail()}"
+
+
 def snapshot(run: Run) -> dict[str, Any]:
     """The ClickHouse side (tests/faults/snapshot.py, in a child process) and the
     department topics."""
@@ -323,7 +375,14 @@ def crash_summary(run: Run) -> str:
     """One line per fault of the run, for the test output and docs/reliability.md."""
     parts = []
     for c in run.crashes:
-        if "died_s" in c:
+        if c["point"] == "clickhouse outage":
+            parts.append(
+                f"ClickHouse down {c['seconds']:.0f}s: vocflow_sink_blocked_seconds up to "
+                f"{c['blocked_max_s']:.0f}s, {c['taken_during']:.0f} records taken in by the "
+                f"stages meanwhile, worker RSS at most {c['rss_during_max_mib']:.0f} MiB "
+                f"during, {c.get('rss_after_mib', 0):.0f} MiB after the catch-up"
+            )
+        elif "died_s" in c:
             parts.append(f"{c['point']}:{c['nth']} died after {c['died_s']:.1f}s")
         else:
             resumed = "never" if c["resumed_s"] is None else f"{c['resumed_s']:.1f}s"
