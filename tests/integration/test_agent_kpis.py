@@ -54,7 +54,7 @@ TEAM_OF = {**TEAMS, "a3": "t1"}
 WRITE_INTERVALS = textwrap.dedent(
     """
     import sys
-    from datetime import datetime
+    from datetime import UTC, datetime
     from vocflow.sinks.kpi import agent_kpis
     from vocflow.sinks.clickhouse.store import ClickHouseStore
     from vocflow.streams.core.settings import load_settings
@@ -65,8 +65,11 @@ WRITE_INTERVALS = textwrap.dedent(
     store = ClickHouseStore(settings.clickhouse_dsn, settings.clickhouse_database)
     now = datetime.fromisoformat(sys.argv[1])
     days = {today(datetime.fromisoformat(m), settings.timezone) for m in sys.argv[2:]}
+    # Computed now, from the complete data: newer than the worker's own rewrite at
+    # its start (made before the backlog was folded), which FINAL would keep otherwise.
+    computed_at = datetime.now(UTC)
     for day in days:
-        agent_kpis.write_day(store, day, min(day.end_ms, to_ms(now)), now)
+        agent_kpis.write_day(store, day, min(day.end_ms, to_ms(now)), computed_at)
     store.close()
     """
 )
