@@ -43,12 +43,21 @@ from typing import Annotated, Any, Protocol
 import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from vocflow.streams.core import configfile, http, kafka_clients, kafka_diagnosis
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.sources.adapters import ADAPTERS, AdapterError
+from vocflow.streams.sources.rate_limit import default_burst  # noqa: F401  (step 3)
 
 log = logging.getLogger("vocflow.ingest")
 
@@ -76,11 +85,17 @@ class SourcesError(Exception):
 
 @dataclass(frozen=True)
 class Source:
-    """One sending system: its shared secret and the channel formats it may post."""
+    """One sending system: its shared secret, the channel formats it may post, its rate limit.
+
+    ``rate_per_s`` None: the settings default (``ingest_source_rate_per_s``)
+    applies. ``burst`` None: two seconds' worth of the rate (``default_burst``).
+    """
 
     name: str
     secret: bytes = field(repr=False)
     channels: frozenset[str]
+    rate_per_s: float | None = None
+    burst: int | None = None
 
 
 def _source_name(name: str) -> str:
@@ -108,6 +123,31 @@ class SourceSpec(BaseModel):
     channels: list[Annotated[str, BeforeValidator(_channel)]] = Field(
         description=f"list of {', '.join(ADAPTERS)}"
     )
+
+    rate_per_s: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        strict=True,  # YAML `true` or '20' is a mistake, not 1.0 or 20
+        description="items per second this source may post (beyond: 429); "
+        "unset: VOCFLOW_INGEST_SOURCE_RATE_PER_S",
+    )
+    burst: int | None = Field(
+        default=None,
+        gt=0,
+        strict=True,
+        description="items it may post at once after a quiet spell; "
+        "default: 2 x rate_per_s (at least 1); needs rate_per_s",
+    )
+
+    @field_validator("burst")
+    @classmethod
+    def _burst_needs_rate(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # A burst alone would silently follow a settings default that may be 0 (unlimited).
+        # (rate_per_s is validated first; absent from info.data when it was invalid itself.)
+        if value is not None and "rate_per_s" in info.data and info.data["rate_per_s"] is None:
+            raise ValueError("given without rate_per_s; give both, or rate_per_s alone")
+        return value
 
     @field_validator("secret")
     @classmethod
@@ -146,6 +186,8 @@ def load_sources(path: Path, environ: Mapping[str, str] | None = None) -> dict[s
         cti-main:
           secret: ${VOCFLOW_SECRET_CTI}   # at least 16 bytes, random
           channels: [cti, freeswitch]
+          rate_per_s: 200                 # optional: items/s (default: the setting)
+          burst: 1000                     # optional: items at once (default: 2 x rate)
 
     ``${VARIABLE}`` is replaced by the environment variable's value, so the
     file itself can be committed or mounted without the secret in it. (The
@@ -177,7 +219,13 @@ def load_sources(path: Path, environ: Mapping[str, str] | None = None) -> dict[s
         raise SourcesError(f"invalid sources file:\n  {problems}") from None
     assert specs is not None  # no problems: validation succeeded
     return {
-        name: Source(name, spec.secret.encode("utf-8"), frozenset(spec.channels))
+        name: Source(
+            name,
+            spec.secret.encode("utf-8"),
+            frozenset(spec.channels),
+            rate_per_s=spec.rate_per_s,
+            burst=spec.burst,
+        )
         for name, spec in specs.items()
     }
 
