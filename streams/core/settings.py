@@ -203,6 +203,13 @@ class Settings(BaseModel):
     ingest_retry_after_s: int = Field(
         default=5, ge=1, le=3600, description="Retry-After of a 503 answer."
     )
+    ingest_source_rate_per_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=1_000_000,
+        description="Items per second each source may post unless its sources-file entry has "
+        "its own rate_per_s; beyond it: 429 with Retry-After. 0: unlimited.",
+    )
     # ---- `vocflow notify` (docs/alerting.md)
     notify_host: str = Field(
         default="127.0.0.1", description="Address `vocflow notify` listens on (0.0.0.0: all)."

@@ -22,6 +22,13 @@ Design choices, and why:
   list of channels (the sources file); the signed timestamp must be within
   ``ingest_timestamp_window_s`` so that a captured request cannot be replayed
   later. Secrets are compared in constant time.
+* **Rate limit per source, in items.** A token bucket per source
+  (``rate_per_s``, ``burst``; sources file or ``ingest_source_rate_per_s``)
+  answers 429 with ``Retry-After`` before any adapter runs, so that one
+  runaway sender cannot take the capacity (CPU, Kafka in-flight budget) of all
+  the others. It counts items, not requests: batching must not buy a higher
+  rate. It is checked after the signature, so a forged request cannot spend a
+  source's budget.
 * **No personal data in logs.** Bodies are never logged, only sizes, counts,
   channel, source and reason codes.
 """
@@ -43,12 +50,21 @@ from typing import Annotated, Any, Protocol
 import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from vocflow.streams.core import configfile, http, kafka_clients, kafka_diagnosis
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.sources.adapters import ADAPTERS, AdapterError
+from vocflow.streams.sources.rate_limit import TokenBucket, default_burst, retry_after_header
 
 log = logging.getLogger("vocflow.ingest")
 
@@ -65,6 +81,7 @@ MIN_SECRET_BYTES = 16
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _HEALTH_CACHE_S = 1.0
 _HEALTH_TIMEOUT_S = 3.0
+_RATE_LOG_EVERY_S = 30.0
 
 
 # ---------------------------------------------------------------- sources file
@@ -76,11 +93,17 @@ class SourcesError(Exception):
 
 @dataclass(frozen=True)
 class Source:
-    """One sending system: its shared secret and the channel formats it may post."""
+    """One sending system: its shared secret, the channel formats it may post, its rate limit.
+
+    ``rate_per_s`` None: the settings default (``ingest_source_rate_per_s``)
+    applies. ``burst`` None: two seconds' worth of the rate (``default_burst``).
+    """
 
     name: str
     secret: bytes = field(repr=False)
     channels: frozenset[str]
+    rate_per_s: float | None = None
+    burst: int | None = None
 
 
 def _source_name(name: str) -> str:
@@ -108,6 +131,31 @@ class SourceSpec(BaseModel):
     channels: list[Annotated[str, BeforeValidator(_channel)]] = Field(
         description=f"list of {', '.join(ADAPTERS)}"
     )
+
+    rate_per_s: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        strict=True,  # YAML `true` or '20' is a mistake, not 1.0 or 20
+        description="items per second this source may post (beyond: 429); "
+        "unset: VOCFLOW_INGEST_SOURCE_RATE_PER_S",
+    )
+    burst: int | None = Field(
+        default=None,
+        gt=0,
+        strict=True,
+        description="items it may post at once after a quiet spell; "
+        "default: 2 x rate_per_s (at least 1); needs rate_per_s",
+    )
+
+    @field_validator("burst")
+    @classmethod
+    def _burst_needs_rate(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # A burst alone would silently follow a settings default that may be 0 (unlimited).
+        # (rate_per_s is validated first; absent from info.data when it was invalid itself.)
+        if value is not None and "rate_per_s" in info.data and info.data["rate_per_s"] is None:
+            raise ValueError("given without rate_per_s; give both, or rate_per_s alone")
+        return value
 
     @field_validator("secret")
     @classmethod
@@ -146,6 +194,8 @@ def load_sources(path: Path, environ: Mapping[str, str] | None = None) -> dict[s
         cti-main:
           secret: ${VOCFLOW_SECRET_CTI}   # at least 16 bytes, random
           channels: [cti, freeswitch]
+          rate_per_s: 200                 # optional: items/s (default: the setting)
+          burst: 1000                     # optional: items at once (default: 2 x rate)
 
     ``${VARIABLE}`` is replaced by the environment variable's value, so the
     file itself can be committed or mounted without the secret in it. (The
@@ -177,7 +227,13 @@ def load_sources(path: Path, environ: Mapping[str, str] | None = None) -> dict[s
         raise SourcesError(f"invalid sources file:\n  {problems}") from None
     assert specs is not None  # no problems: validation succeeded
     return {
-        name: Source(name, spec.secret.encode("utf-8"), frozenset(spec.channels))
+        name: Source(
+            name,
+            spec.secret.encode("utf-8"),
+            frozenset(spec.channels),
+            rate_per_s=spec.rate_per_s,
+            burst=spec.burst,
+        )
         for name, spec in specs.items()
     }
 
@@ -337,6 +393,13 @@ class IngestMetrics:
             "vocflow_ingest_events_produced",
             "ContactEvents acknowledged by Kafka.",
             ["channel"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "vocflow_ingest_items_rate_limited",
+            "Items refused by the per-source rate limit, by reason (rate_limited: 429, send "
+            "again later; above_burst: 413, a request larger than the burst never passes).",
+            ["source", "reason"],  # source: a name from the sources file, never raw input
             registry=self.registry,
         )
         self.auth_failures = Counter(
@@ -523,9 +586,13 @@ class IngestService:
         producer_factory: ProducerFactory = kafka_producer,
         health_check: HealthCheck | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.sources = dict(sources)
+        self.buckets = rate_limits(self.sources, settings.ingest_source_rate_per_s, monotonic)
+        self._monotonic = monotonic
+        self._rate_log: dict[str, tuple[float, int]] = {}  # source -> (logged at, refused since)
         self.metrics = IngestMetrics()
         self.topic = T.Topics(settings).name(T.RAW)
         # aiokafka binds its producer to the running loop: made in start(), not here.
@@ -544,13 +611,14 @@ class IngestService:
         await self.producer.start()
         log.info(
             "ingest: producing to %s on %s; %d source(s); max body %d bytes, "
-            "max in flight %d, produce timeout %.1fs",
+            "max in flight %d, produce timeout %.1fs; %d source(s) rate-limited",
             self.topic,
             self.settings.bootstrap_servers,
             len(self.sources),
             self.settings.ingest_max_body_bytes,
             self.settings.ingest_max_in_flight,
             self.settings.ingest_produce_timeout_s,
+            len(self.buckets),
         )
 
     async def stop(self, app: web.Application) -> None:
@@ -645,8 +713,75 @@ class IngestService:
                 f"{settings.ingest_max_batch_items}: split the batch",
                 limit=settings.ingest_max_batch_items,
             )
+        refused = self._rate_limit(source, len(raw_items))
+        if refused is not None:
+            return refused
         items = self._parse(channel, source, raw_items)
         return await self._produce_and_answer(channel, source, items)
+
+    def _rate_limit(self, source: Source, n: int) -> web.Response | None:
+        """None if the source may post ``n`` more items now, else the 413/429 answer.
+
+        Checked before the adapters run, so a refused request costs little
+        and nothing of it is published. The 429 body has the shape of a 503
+        (every item ``unavailable``), so a sender that resends unavailable
+        items after ``Retry-After`` needs nothing new.
+        """
+        bucket = self.buckets.get(source.name)
+        if bucket is None:
+            return None
+        rate = f"{bucket.rate_per_s:g} items/s, burst {bucket.burst}"
+        if n > bucket.burst:
+            # 413, not 429: waiting never helps, and a Retry-After would make it loop.
+            self.metrics.rate_limited.labels(source.name, "above_burst").inc(n)
+            return _error(
+                413,
+                "above_burst",
+                f"{n} items in one request; source '{source.name}' may post at most "
+                f"{bucket.burst} at once (its burst; {rate}): split the batch",
+                limit=bucket.burst,
+            )
+        wait = bucket.take(n)
+        if not wait:
+            return None
+        retry_after = retry_after_header(wait)
+        self.metrics.rate_limited.labels(source.name, "rate_limited").inc(n)
+        self._log_rate_limited(source.name, n, rate)
+        items = [ItemResult(i, status="unavailable") for i in range(n)]
+        for item in items:
+            item.error = {
+                "reason": "rate_limited",
+                "loc": "",
+                "message": f"not published; send this item again after {retry_after} s",
+            }
+        body = {
+            "accepted": 0,
+            "rejected": 0,
+            "unavailable": n,
+            "items": [item.to_json() for item in items],
+            "error": "rate_limited",
+            "message": f"source '{source.name}' may post {rate}; nothing of this request of {n} "
+            f"item(s) was published: send it again after {retry_after} s",
+            "rate_per_s": bucket.rate_per_s,
+            "burst": bucket.burst,
+        }
+        return http.json_response(429, body, {"Retry-After": retry_after})
+
+    def _log_rate_limited(self, name: str, n: int, rate: str) -> None:
+        """One line per source per 30 s: a sender hammering the limit must not flood the log."""
+        now = self._monotonic()
+        logged_at, refused = self._rate_log.get(name, (now - _RATE_LOG_EVERY_S, 0))
+        refused += n
+        if now - logged_at >= _RATE_LOG_EVERY_S:
+            log.warning(
+                "ingest: 429 for source %s: %d item(s) refused by its rate limit (%s)",
+                name,
+                refused,
+                rate,
+            )
+            self._rate_log[name] = (now, 0)
+        else:
+            self._rate_log[name] = (logged_at, refused)
 
     def _too_large(self, size: int | None, limit: int) -> web.Response:
         told = f"{size} bytes" if size is not None else "more than that"
@@ -766,6 +901,21 @@ class IngestService:
                 item.status = "accepted"
 
 
+def rate_limits(
+    sources: Mapping[str, Source],
+    default_rate_per_s: float,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> dict[str, TokenBucket]:
+    """A bucket per rate-limited source: its own rate, else the default (0: unlimited)."""
+    buckets = {}
+    for name, source in sources.items():
+        rate = source.rate_per_s or default_rate_per_s
+        if rate > 0:
+            burst = source.burst if source.burst is not None else default_burst(rate)
+            buckets[name] = TokenBucket(rate, burst, monotonic)
+    return buckets
+
+
 SERVICE: web.AppKey[IngestService] = web.AppKey("service", IngestService)
 """Where the app keeps its IngestService (metrics, gate), for tests and embedding."""
 
@@ -777,10 +927,20 @@ def create_app(
     producer_factory: ProducerFactory = kafka_producer,
     health_check: HealthCheck | None = None,
     clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> web.Application:
-    """The ingest web app; the producer starts and stops with it."""
+    """The ingest web app; the producer starts and stops with it.
+
+    ``clock`` is wall time for the signature window, ``monotonic`` the time of
+    the rate-limit buckets (both injected by tests).
+    """
     service = IngestService(
-        settings, sources, producer_factory=producer_factory, health_check=health_check, clock=clock
+        settings,
+        sources,
+        producer_factory=producer_factory,
+        health_check=health_check,
+        clock=clock,
+        monotonic=monotonic,
     )
     app = http.create_app(
         max_body_bytes=settings.ingest_max_body_bytes,

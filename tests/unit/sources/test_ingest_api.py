@@ -65,6 +65,8 @@ def run(
     *,
     producer: FakeProducer | None = None,
     healthy: bool = True,
+    sources: dict[str, Source] | None = None,
+    monotonic: Callable[[], float] | None = None,
     **overrides: Any,
 ) -> FakeProducer:
     producer = producer or FakeProducer()
@@ -75,9 +77,10 @@ def run(
     async def main() -> None:
         app = create_app(
             settings(**overrides),
-            SOURCES,
+            SOURCES if sources is None else sources,
             producer_factory=lambda s: producer,
             health_check=health,
+            **({} if monotonic is None else {"monotonic": monotonic}),
         )
         async with TestClient(TestServer(app)) as client:
             await fn(client, producer)
@@ -350,3 +353,138 @@ def test_bodies_are_never_logged(caplog: pytest.LogCaptureFixture) -> None:
     assert caplog.records
     assert secret_text not in caplog.text
     assert "110101199003077777" not in caplog.text
+
+
+class Clock:
+    """The rate limit's monotonic clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def limited(rate_per_s: float, burst: int | None = None) -> dict[str, Source]:
+    [source] = SOURCES.values()
+    return {source.name: Source(source.name, source.secret, source.channels, rate_per_s, burst)}
+
+
+def test_beyond_its_rate_a_source_gets_429_with_retry_after_and_nothing_is_published() -> None:
+    clock = Clock()
+
+    async def check(client: TestClient, producer: FakeProducer) -> None:
+        status, body, _ = await post(client, "cti", orjson.dumps([cti(i) for i in range(3)]))
+        assert status == 202 and len(producer.sent) == 3
+        # 1 token left: a batch of 2 is refused whole (items, not requests, are counted)
+        status, body, headers = await post(client, "cti", orjson.dumps([cti(3), cti(4)]))
+        assert status == 429
+        assert headers["Retry-After"] == "1"  # 1 token missing at 2/s: 0.5 s, rounded up
+        assert body["error"] == "rate_limited" and "2 items/s, burst 4" in body["message"]
+        assert (body["accepted"], body["rejected"], body["unavailable"]) == (0, 0, 2)
+        assert [i["status"] for i in body["items"]] == ["unavailable", "unavailable"]
+        assert body["items"][0]["error"]["reason"] == "rate_limited"
+        assert (body["rate_per_s"], body["burst"]) == (2, 4)
+        assert len(producer.sent) == 3  # nothing of the refused request
+        status, _, _ = await post(client, "cti", orjson.dumps(cti(5)))
+        assert status == 202  # the refused batch took no tokens: the last one is still there
+        clock.now += 1.0  # 2 tokens back
+        status, _, _ = await post(client, "cti", orjson.dumps([cti(3), cti(4)]))
+        assert status == 202 and len(producer.sent) == 6
+        clock.now += 0.1
+        status, _, headers = await post(client, "cti", orjson.dumps([cti(i) for i in range(4)]))
+        assert status == 429 and headers["Retry-After"] == "2"  # 3.8 missing tokens at 2/s
+        text = await (await client.get("/metrics")).text()
+        assert (
+            'vocflow_ingest_items_rate_limited_total{reason="rate_limited",source="cti-main"} 6.0'
+            in text
+        )
+        assert 'vocflow_ingest_requests_total{channel="cti",status="429"} 2.0' in text
+
+    run(check, sources=limited(2, 4), monotonic=clock)
+
+
+def test_a_request_larger_than_the_burst_is_413_not_429() -> None:
+    async def check(client: TestClient, producer: FakeProducer) -> None:
+        status, body, headers = await post(client, "cti", orjson.dumps([cti(i) for i in range(5)]))
+        assert status == 413 and "Retry-After" not in headers
+        assert (body["error"], body["limit"]) == ("above_burst", 4)
+        assert "at most 4 at once" in body["message"]
+        assert producer.sent == []
+        status, _, _ = await post(client, "cti", orjson.dumps([cti(i) for i in range(4)]))
+        assert status == 202  # the refused request took no tokens
+        text = await (await client.get("/metrics")).text()
+        assert (
+            'vocflow_ingest_items_rate_limited_total{reason="above_burst",source="cti-main"} 5.0'
+            in text
+        )
+
+    run(check, sources=limited(2, 4), monotonic=Clock())
+
+
+def test_the_settings_default_limits_sources_without_their_own_with_a_burst_of_twice_it() -> None:
+    async def check(client: TestClient, producer: FakeProducer) -> None:
+        [bucket] = client.app[SERVICE].buckets.values()
+        assert (bucket.rate_per_s, bucket.burst) == (3, 6)
+        status, _, _ = await post(client, "cti", orjson.dumps([cti(i) for i in range(6)]))
+        assert status == 202
+        status, _, headers = await post(client, "cti", orjson.dumps(cti(6)))
+        assert status == 429 and headers["Retry-After"] == "1"
+
+    run(check, monotonic=Clock(), ingest_source_rate_per_s=3)
+
+
+def test_a_source_s_own_rate_wins_over_the_default_and_0_means_unlimited() -> None:
+    async def own(client: TestClient, producer: FakeProducer) -> None:
+        [bucket] = client.app[SERVICE].buckets.values()
+        assert (bucket.rate_per_s, bucket.burst) == (50, 100)
+
+    async def unlimited(client: TestClient, producer: FakeProducer) -> None:
+        assert client.app[SERVICE].buckets == {}
+        for _ in range(3):
+            status, _, _ = await post(client, "cti", orjson.dumps([cti(i) for i in range(100)]))
+            assert status == 202
+
+    run(own, sources=limited(50), ingest_source_rate_per_s=3)
+    run(unlimited)
+
+
+def test_a_forged_request_does_not_spend_the_source_s_budget() -> None:
+    async def check(client: TestClient, producer: FakeProducer) -> None:
+        body = orjson.dumps([cti(1), cti(2)])
+        wrong = signed_headers("cti-main", "another-secret-123456", body)
+        for _ in range(5):
+            status, _, _ = await post(client, "cti", body, headers=wrong)
+            assert status == 401
+        status, _, _ = await post(client, "cti", body)
+        assert status == 202
+
+    run(check, sources=limited(1, 2), monotonic=Clock())
+
+
+def test_rate_limit_refusals_are_logged_once_per_30_s_per_source(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+
+    async def check(client: TestClient, producer: FakeProducer) -> None:
+        await post(client, "cti", orjson.dumps(cti(1)))
+        for _ in range(3):
+            status, _, _ = await post(client, "cti", orjson.dumps(cti(2)))
+            assert status == 429
+        clock.now += 10  # a tenth of a token back: two more refused, not logged yet
+        await post(client, "cti", orjson.dumps(cti(3)))
+        await post(client, "cti", orjson.dumps(cti(4)))
+        clock.now += 20
+        await post(client, "cti", orjson.dumps(cti(5)))
+        await post(client, "cti", orjson.dumps(cti(6)))
+
+    with caplog.at_level(logging.WARNING, logger="vocflow.ingest"):
+        run(check, sources=limited(0.01, 1), monotonic=clock)
+    lines = [r.getMessage() for r in caplog.records if "429" in r.getMessage()]
+    assert lines == [
+        "ingest: 429 for source cti-main: 1 item(s) refused by its rate limit "
+        "(0.01 items/s, burst 1)",
+        "ingest: 429 for source cti-main: 5 item(s) refused by its rate limit "
+        "(0.01 items/s, burst 1)",
+    ]

@@ -148,9 +148,55 @@ def test_a_secret_from_the_environment_is_never_shown(tmp_path: Path) -> None:
     assert "tiny-secret" not in str(info.value)
 
 
+def test_a_source_may_have_its_own_rate_limit(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "fast:\n  secret: 'abcdefghijklmnop-1'\n  channels: [cti]\n  rate_per_s: 2.5\n"
+        "  burst: 40\n"
+        "paced:\n  secret: 'abcdefghijklmnop-2'\n  channels: [cti]\n  rate_per_s: 10\n"
+        "default:\n  secret: 'abcdefghijklmnop-3'\n  channels: [cti]\n",
+    )
+    sources = load_sources(path, environ={})
+    assert (sources["fast"].rate_per_s, sources["fast"].burst) == (2.5, 40)
+    # burst None: 2 x rate when the app builds the bucket; rate None: the settings default
+    assert (sources["paced"].rate_per_s, sources["paced"].burst) == (10, None)
+    assert (sources["default"].rate_per_s, sources["default"].burst) == (None, None)
+
+
+_SOURCE = "a:\n  secret: 'abcdefghijklmnopq'\n  channels: [cti]\n"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        (
+            _SOURCE + "  rate_per_s: 0\n",
+            ":4: source 'a': rate_per_s: Input should be greater than 0",
+        ),
+        (
+            _SOURCE + "  rate_per_s: -3\n",
+            ":4: source 'a': rate_per_s: Input should be greater than",
+        ),
+        (_SOURCE + "  rate_per_s: .inf\n", ":4: source 'a': rate_per_s: Input should be a finite"),
+        (_SOURCE + "  rate_per_s: fast\n", ":4: source 'a': rate_per_s: Input should be a valid"),
+        (_SOURCE + "  rate_per_s: true\n", ":4: source 'a': rate_per_s: Input should be a valid"),
+        (
+            _SOURCE + "  rate_per_s: 5\n  burst: 0\n",
+            ":5: source 'a': burst: Input should be greater than 0",
+        ),
+        (
+            _SOURCE + "  rate_per_s: 5\n  burst: 2.5\n",
+            ":5: source 'a': burst: Input should be a valid integer",
+        ),
+        (
+            _SOURCE + "  rate_per_s: 5\n  burst: '20'\n",
+            ":5: source 'a': burst: Input should be a valid integer",
+        ),
+        (
+            _SOURCE + "  burst: 20\n",
+            ":4: source 'a': burst: given without rate_per_s; give both, or rate_per_s alone",
+        ),
+        (_SOURCE + "  rate: 5\n", ":4: source 'a': rate: unknown key"),
         (
             "a:\n  secret: 'abcdefghijklmnopq'\n  channels: [cti, phon]\n",
             ":3: source 'a': channels[1]: unknown channel 'phon'; known: cti, freeswitch,",
