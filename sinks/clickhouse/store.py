@@ -32,6 +32,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from pydantic import SecretStr
 
+from vocflow.sinks.clickhouse.cluster import cluster_statements
 from vocflow.streams.core.faults import clickhouse_reachable
 
 if TYPE_CHECKING:
@@ -117,10 +118,19 @@ def client_arguments(dsn: str, auth: ServerAuth | None = None) -> dict[str, Any]
 class ClickHouseStore:
     """A client bound to one database; thread-safe for the sink's single writer thread."""
 
-    def __init__(self, dsn: str, database: str, auth: ServerAuth | None = None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        database: str,
+        auth: ServerAuth | None = None,
+        cluster: str | None = None,
+    ) -> None:
         self.dsn = dsn
         self.database = database
         self.auth = auth or ServerAuth()
+        # None: one server or the embedded engine, the DDL files as written; a
+        # name: their ON CLUSTER / Replicated / Distributed form (cluster.py).
+        self.cluster = cluster
         self._lock = threading.Lock()
         try:
             self._client: Client = clickhouse_connect.get_client(**client_arguments(dsn, self.auth))
@@ -144,6 +154,7 @@ class ClickHouseStore:
             settings.clickhouse_dsn,
             settings.clickhouse_database,
             ServerAuth.from_settings(settings),
+            settings.clickhouse_cluster,
         )
 
     def __repr__(self) -> str:
@@ -159,12 +170,14 @@ class ClickHouseStore:
         """Apply DDL files not yet recorded; safe to run at every start-up and concurrently."""
         db = self.database
         with self._lock:
-            self._client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-            self._client.command(
+            on_cluster = f" ON CLUSTER {self.cluster}" if self.cluster else ""
+            self._client.command(f"CREATE DATABASE IF NOT EXISTS {db}{on_cluster}")
+            for statement in self.ddl(
                 f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
                 "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
                 "ENGINE = ReplacingMergeTree ORDER BY version"
-            )
+            ):
+                self._client.command(statement)
             done = {
                 row[0]
                 for row in self._client.query(
@@ -176,7 +189,8 @@ class ClickHouseStore:
                 if version in done:
                     continue
                 for statement in _statements(sql.replace("{db}", db)):
-                    self._client.command(statement)
+                    for command in self.ddl(statement):
+                        self._client.command(command)
                 self._client.insert(
                     "schema_migrations",
                     [[version, name]],
@@ -187,6 +201,11 @@ class ClickHouseStore:
         if applied:
             log.info("applied ClickHouse DDL: %s", ", ".join(applied))
         return applied
+
+    def ddl(self, statement: str) -> list[str]:
+        """`statement` as this store runs it: unchanged on one server, its cluster
+        form when `cluster` is set."""
+        return cluster_statements(statement, self.cluster) if self.cluster else [statement]
 
     def insert(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], token: str

@@ -134,6 +134,12 @@ class Settings(BaseModel):
         description="PEM bundle of the CAs that signed the ClickHouse server's certificate "
         "(https:// only); unset: the system's trust store.",
     )
+    clickhouse_cluster: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="ClickHouse cluster name (remote_servers) for ON CLUSTER DDL with "
+        "Replicated*MergeTree and Distributed tables; unset: one server (or chdb).",
+    )
     clickhouse_verify: bool = Field(
         default=True,
         description="Check the ClickHouse server's certificate chain and that it names the "
@@ -345,7 +351,12 @@ class Settings(BaseModel):
         url = self.clickhouse_url or "chdb://"
         server = [
             name
-            for name in ("clickhouse_user", "clickhouse_password", "clickhouse_ca_file")
+            for name in (
+                "clickhouse_user",
+                "clickhouse_password",
+                "clickhouse_ca_file",
+                "clickhouse_cluster",
+            )
             if getattr(self, name) is not None
         ]
         tls = [name for name in ("clickhouse_ca_file",) if getattr(self, name) is not None]
