@@ -212,13 +212,20 @@ class ClickHouseStore:
     ) -> None:
         """Insert one batch; a retry with the same `token` is dropped by ClickHouse."""
         clickhouse_reachable()
+        settings: dict[str, Any] = {"insert_deduplication_token": token}
+        if self.cluster:
+            # Into the Distributed table synchronously: the sink commits its Kafka
+            # offsets after this returns, so the rows must be on the shards by
+            # then, not queued on this node's disk (the old name of
+            # distributed_foreground_insert, which servers before 23.x lack).
+            settings["insert_distributed_sync"] = 1
         with self._lock:
             self._client.insert(
                 table,
                 rows,
                 database=self.database,
                 column_names=list(columns),
-                settings={"insert_deduplication_token": token},
+                settings=settings,
             )
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:

@@ -184,6 +184,7 @@ class RecordingClient:
 
     def __init__(self) -> None:
         self.commands: list[str] = []
+        self.inserts: list[tuple[str, dict[str, Any]]] = []
 
     def command(self, sql: str) -> None:
         self.commands.append(sql)
@@ -192,8 +193,8 @@ class RecordingClient:
         self.commands.append(sql)
         return type("Result", (), {"result_rows": [], "column_names": ()})()
 
-    def insert(self, *args: Any, **kwargs: Any) -> None:
-        pass
+    def insert(self, table: str, rows: Any, **kwargs: Any) -> None:
+        self.inserts.append((table, kwargs.get("settings") or {}))
 
     def close(self) -> None:
         pass
@@ -217,6 +218,11 @@ def test_the_store_migrates_a_cluster_with_on_cluster_only(
     for sql in client.commands:
         if not sql.startswith(("SELECT", "INSERT")):
             assert "ON CLUSTER main" in sql, sql
+    store.insert("contact_events", ["event_id"], [["e1"]], token="t-1")
+    assert client.inserts[-1] == (
+        "contact_events",
+        {"insert_deduplication_token": "t-1", "insert_distributed_sync": 1},
+    )
 
 
 def test_a_cluster_with_embedded_chdb_is_refused() -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from vocflow.sinks.clickhouse import store as store_module
 from vocflow.sinks.clickhouse.store import ClickHouseError, ClickHouseStore, client_arguments
+from vocflow.streams import cli
 from vocflow.streams.core.settings import ConfigError, Settings, load_settings
 
 PASSWORD = "Ch-secret-7d1e0b"
@@ -241,3 +242,16 @@ def test_a_url_with_credentials_is_refused_by_the_store_without_echoing_it() -> 
     with pytest.raises(ClickHouseError) as caught:
         ClickHouseStore(f"http://u:{PASSWORD}@ch:8123", "vocflow")
     assert PASSWORD not in str(caught.value)
+
+
+def test_help_shows_no_clickhouse_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VOCFLOW_CLICKHOUSE_URL", "https://ch:8443")
+    monkeypatch.setenv("VOCFLOW_CLICKHOUSE_PASSWORD", PASSWORD)
+    for argv in (["--help"], ["worker", "--help"], ["sink", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        out = capsys.readouterr()
+        assert "usage: vocflow" in out.out
+        assert PASSWORD not in out.out + out.err
