@@ -287,10 +287,7 @@ class ClickHouseSink:
         loop = asyncio.get_running_loop()
         if self.store is None:
             self.store = await loop.run_in_executor(
-                None,
-                ClickHouseStore,
-                self.settings.clickhouse_dsn,
-                self.settings.clickhouse_database,
+                None, ClickHouseStore.from_settings, self.settings
             )
         await loop.run_in_executor(None, self.store.migrate)
         self._producer = kafka_clients.aio_producer(self.settings)

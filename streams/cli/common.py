@@ -127,13 +127,16 @@ def open_store(settings: Settings):  # type: ignore[no-untyped-def]
     from vocflow.sinks.clickhouse.store import ClickHouseError, ClickHouseStore
 
     try:
-        store = ClickHouseStore(settings.clickhouse_dsn, settings.clickhouse_database)
+        store = ClickHouseStore.from_settings(settings)
+    except ClickHouseError as exc:
+        raise UserError(str(exc)) from None
+    try:
         store.migrate()
         return store
     except ClickHouseError as exc:
         raise UserError(str(exc)) from None
     except Exception as exc:  # DDL refused: name the store and the first line of the reason
-        reason = str(exc).strip().splitlines()[0][:300]
+        reason = store.redact(str(exc)).strip().splitlines()[0][:300]
         raise UserError(
             f"ClickHouse at {settings.clickhouse_dsn} refused the schema: {reason}"
         ) from None

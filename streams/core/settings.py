@@ -12,6 +12,7 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -116,6 +117,34 @@ class Settings(BaseModel):
         description="chdb:///path (embedded) or http(s)://host:8123; unset: chdb:///<data_dir>/clickhouse.",
     )
     clickhouse_database: str = Field(default="vocflow", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # ---- ClickHouse server credentials and TLS (docs/security.md); the store
+    # hands them to clickhouse-connect in one place (sinks/clickhouse/store.py).
+    clickhouse_user: str | None = Field(
+        default=None,
+        min_length=1,
+        description="ClickHouse user (http(s):// only); unset: the server's `default` user.",
+    )
+    clickhouse_password: SecretStr | None = Field(
+        default=None,
+        description="Password of clickhouse_user; or VOCFLOW_CLICKHOUSE_PASSWORD_FILE: a file "
+        "that holds it.",
+    )
+    clickhouse_ca_file: ReadableFile | None = Field(
+        default=None,
+        description="PEM bundle of the CAs that signed the ClickHouse server's certificate "
+        "(https:// only); unset: the system's trust store.",
+    )
+    clickhouse_cluster: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="ClickHouse cluster name (remote_servers) for ON CLUSTER DDL with "
+        "Replicated*MergeTree and Distributed tables; unset: one server (or chdb).",
+    )
+    clickhouse_verify: bool = Field(
+        default=True,
+        description="Check the ClickHouse server's certificate chain and that it names the "
+        "host connected to (https://). Off: neither is checked; a test server only.",
+    )
     web_host: str = "127.0.0.1"
     web_port: int = Field(
         default=6066, ge=1, le=65535, description="/metrics and /api of the worker."
@@ -244,8 +273,26 @@ class Settings(BaseModel):
     @field_validator("clickhouse_url")
     @classmethod
     def _clickhouse_scheme(cls, value: str | None) -> str | None:
+        """A server URL is scheme://host[:port] and nothing else: credentials have their
+        own (secret) settings, so a password never sits in a URL that is logged, and
+        the database is clickhouse_database. The message never repeats the value."""
         if value and not value.startswith(("chdb://", "http://", "https://")):
             raise ValueError("must start with chdb://, http:// or https://")
+        if value and value.startswith(("http://", "https://")):
+            parts = urlsplit(value)
+            if "@" in parts.netloc:
+                raise ValueError(
+                    "holds credentials: set clickhouse_user and clickhouse_password "
+                    "(or VOCFLOW_CLICKHOUSE_PASSWORD_FILE) instead"
+                )
+            try:
+                parts.port  # noqa: B018 - raises on a port that is not a number
+            except ValueError:
+                raise ValueError("the port is not a number") from None
+            if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+                raise ValueError(
+                    "must be http(s)://host[:port]: the database is clickhouse_database"
+                )
         return value or None
 
     @model_validator(mode="after")
@@ -293,6 +340,37 @@ class Settings(BaseModel):
             raise ValueError(
                 f"kafka_security_protocol {protocol} needs kafka_bootstrap: the local broker "
                 "(`vocflow broker up`) is plaintext"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _clickhouse_server_consistent(self) -> Settings:
+        """Credentials or TLS settings that the chosen URL would ignore fail here: a
+        password meant for a server must not be dropped silently by the embedded
+        engine, nor a CA file by a plain http:// connection."""
+        url = self.clickhouse_url or "chdb://"
+        server = [
+            name
+            for name in (
+                "clickhouse_user",
+                "clickhouse_password",
+                "clickhouse_ca_file",
+                "clickhouse_cluster",
+            )
+            if getattr(self, name) is not None
+        ]
+        tls = [name for name in ("clickhouse_ca_file",) if getattr(self, name) is not None]
+        if not self.clickhouse_verify:
+            server.append("clickhouse_verify")
+            tls.append("clickhouse_verify")
+        if url.startswith("chdb://") and server:
+            raise ValueError(
+                f"{', '.join(server)} set, but ClickHouse is the embedded chdb: set "
+                "clickhouse_url to the server's http(s)://host:port"
+            )
+        if url.startswith("http://") and tls:
+            raise ValueError(
+                f"{', '.join(tls)} set, but clickhouse_url is plain http://: use https://"
             )
         return self
 

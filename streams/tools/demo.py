@@ -125,7 +125,7 @@ def run_demo(
 def stored_events(settings: Settings, id_prefix: str) -> int:
     """Distinct contact event ids of this run in ClickHouse (opened once the worker,
     which holds an embedded database, has stopped)."""
-    store = ClickHouseStore(settings.clickhouse_dsn, settings.clickhouse_database)
+    store = ClickHouseStore.from_settings(settings)
     try:
         rows = store.query(
             f"SELECT uniqExact(event_id) FROM {settings.clickhouse_database}.contact_events "

@@ -62,7 +62,7 @@ def _plain(value: Any) -> Any:
 def snapshot(environ: dict[str, str], kpis_at: datetime) -> dict[str, Any]:
     settings = load_settings(environ=environ)
     db = settings.clickhouse_database
-    store = ClickHouseStore(settings.clickhouse_dsn, db)
+    store = ClickHouseStore.from_settings(settings)
     try:
         out: dict[str, Any] = {
             name: [_plain(list(row)) for row in store.query(sql.format(db=db))]

@@ -62,7 +62,7 @@ WRITE_INTERVALS = textwrap.dedent(
     from vocflow.streams.kpi.models import to_ms
 
     settings = load_settings()
-    store = ClickHouseStore(settings.clickhouse_dsn, settings.clickhouse_database)
+    store = ClickHouseStore.from_settings(settings)
     now = datetime.fromisoformat(sys.argv[1])
     days = {today(datetime.fromisoformat(m), settings.timezone) for m in sys.argv[2:]}
     # Computed now, from the complete data: newer than the worker's own rewrite at
