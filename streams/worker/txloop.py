@@ -198,6 +198,13 @@ class TxLoop(Service, Generic[S]):
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=kafka_clients.MAX_PARTITION_FETCH_BYTES,
             partition_assignment_strategy=(RangePartitionAssignor,),
+            # A take-over restores state inside the rebalance callback; on a loaded
+            # SASL_SSL cluster that took longer than aiokafka's 10 s default, the
+            # group expired the member and rebalanced again, over and over. Static
+            # membership keeps a restarted worker's partitions, so a longer session
+            # costs no failover time on a restart.
+            session_timeout_ms=45_000,
+            heartbeat_interval_ms=3_000,
         )
         self.consumer.subscribe(self.inputs, listener=_Rebalance(self))
         await self.consumer.start()
@@ -321,6 +328,8 @@ class TxLoop(Service, Generic[S]):
             records: list[tuple[bytes, bytes | None]] = []
             deadline = asyncio.get_running_loop().time() + RESTORE_TIMEOUT_S
             while await reader.position(tp) < end:
+                if self.stopping:  # the worker stops: do not hold it up for a take-over
+                    raise RuntimeError(f"{self.stage}: stopping, {tp} not restored")
                 if asyncio.get_running_loop().time() > deadline:
                     raise TimeoutError(f"{self.stage}: restoring {tp} did not reach offset {end}")
                 batch = await reader.getmany(tp, timeout_ms=500)
