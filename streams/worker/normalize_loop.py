@@ -14,7 +14,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from vocflow.schemas import DeadLetter, SourceRef
+from vocflow.schemas import DeadLetter
 from vocflow.sinks.prometheus import metrics
 from vocflow.streams.core import topics as T
 from vocflow.streams.stages import normalize as stage
@@ -46,9 +46,7 @@ class NormalizeLoop(TxLoop[None]):
         events = voc = 0
         for record in records:
             raw = record.value or b""
-            source = SourceRef.of(
-                record.topic, record.partition, record.offset, record.key, record.timestamp
-            )
+            source = txloop.source_of(record)
             try:
                 result = stage.normalize(raw, source, self.max_bytes)
             except Exception as exc:

@@ -88,12 +88,15 @@ def group_id(settings: Settings, stage: str) -> str:
     return f"{settings.app_id}-{stage}"
 
 
+def source_of(record: Any) -> SourceRef:
+    """Where a consumer record came from, as a dead letter names it."""
+    return SourceRef.of(record.topic, record.partition, record.offset, record.key, record.timestamp)
+
+
 def rejected(stage: str, record: Any, exc: Exception) -> DeadLetter:
     """The `processing_error` dead letter of a record its stage raised on (a stage bug
     must not stop the pipeline), logged with the record's coordinates."""
-    source = SourceRef.of(
-        record.topic, record.partition, record.offset, record.key, record.timestamp
-    )
+    source = source_of(record)
     log.error(
         "%s failed on %s[%d]@%d: %s: %s",
         stage,

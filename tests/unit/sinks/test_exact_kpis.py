@@ -1,8 +1,8 @@
 """The 1-minute aggregates equal, after every insert, the contributions of the
 latest stored fact of each contact, whatever the worker emits (differential test).
 
-A simulated facts agent folds random contact lifecycles (tests/unit/kpi/gen.py)
-and VOC annotations the way `streams/worker/facts_agent.py` does, and is killed
+A simulated facts stage folds random contact lifecycles (tests/unit/kpi/gen.py)
+and VOC annotations the way `streams/worker/facts_loop.py` does, and is killed
 now and then: its table comes back from a changelog that lost its tail (and, for
 some contacts, from an older record of theirs), and its input resumes at the
 last committed offset. It therefore re-emits versions with other content,
