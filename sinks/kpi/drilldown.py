@@ -213,7 +213,8 @@ def parse_interval(text: str, now: datetime, tz: str) -> Interval:
     match = _RANGE.match(text)
     if not match:
         raise DrilldownError(
-            "interval must be 15m, 60m, today or START..END (e.g. 2026-12-07T09:00..2026-12-07T10:00)"
+            "interval must be 15m, 60m, today or START..END "
+            "(e.g. 2026-12-07T09:00..2026-12-07T10:00)"
         )
     zone = ZoneInfo(tz)
     ends = []
