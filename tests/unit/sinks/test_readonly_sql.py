@@ -93,7 +93,7 @@ def test_clickhouse_enforces_readonly_and_time(ro: ReadOnlySql, store: ClickHous
     assert store.query(f"SELECT count() FROM {db}.schema_migrations WHERE version >= 999") == [(1,)]
     with pytest.raises(SqlFailed, match=r"ran longer than 1 s \(VOCFLOW_SQL_MAX_SECONDS\)"):
         ro.run("SELECT sleepEachRow(0.5) FROM numbers(5)")
-    with pytest.raises(SqlFailed, match="ClickHouse refused the query: .*UNKNOWN_TABLE"):
+    with pytest.raises(SqlFailed, match=r"ClickHouse refused the query: .*UNKNOWN_TABLE"):
         ro.run("SELECT * FROM no_such_table")
 
 
