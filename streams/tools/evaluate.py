@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vocflow.schemas.derived.enriched import EnrichedContact, Tags
-from vocflow.schemas.source.contact import Channel
+from vocflow.streams.stages.deptcorpus import channel_of
 from vocflow.streams.stages.rules import RuleSet
 from vocflow.streams.stages.tagging import bare_contact as default_prepare
 from vocflow.streams.stages.tagging import tag
@@ -48,6 +48,7 @@ SENTIMENT_CLASSES = ("positive", "neutral", "negative")
 SPLITS_ORDER = ("all", "dev", "holdout")
 
 Prepare = Callable[[str, str], EnrichedContact]
+
 SentimentFn = Callable[[str], float]
 
 
@@ -83,8 +84,10 @@ def load_labelled(path: str | Path) -> list[LabelledContact]:
             missing = [k for k in ("text", "channel", "department") if not obj.get(k)]
             if missing:
                 raise ValueError(f"{p}:{lineno}: missing {', '.join(missing)}")
-            if obj["channel"] not in Channel.__members__:
-                raise ValueError(f"{p}:{lineno}: unknown channel {obj['channel']!r}")
+            try:
+                channel = channel_of(str(obj["channel"]))
+            except ValueError as exc:
+                raise ValueError(f"{p}:{lineno}: {exc}") from None
             sentiment = obj.get("sentiment")
             if sentiment is not None and sentiment not in SENTIMENT_CLASSES:
                 raise ValueError(f"{p}:{lineno}: sentiment must be one of {SENTIMENT_CLASSES}")
@@ -94,7 +97,7 @@ def load_labelled(path: str | Path) -> list[LabelledContact]:
                     line=lineno,
                     id=str(obj.get("id", f"line-{lineno}")),
                     text=str(obj["text"]),
-                    channel=str(obj["channel"]),
+                    channel=channel,
                     split=str(obj.get("split", "dev")),
                     labels=labels,
                     sentiment=sentiment,
