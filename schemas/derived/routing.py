@@ -2,7 +2,10 @@
 
 Self-contained, so a department system can act on it without looking anything
 up: the masked text, the tags with the rule that set each one, urgency, the
-reason in words, and when the department's SLA runs out.
+reason in words, and when the department's SLA runs out. Since the department
+model: who decided the department (rule or model version + probability) and,
+for items the model was unsure of (contacts.triage), the two best candidates.
+The new fields are optional, so envelopes from before still validate.
 """
 
 from __future__ import annotations
@@ -14,6 +17,11 @@ from pydantic import Field
 from vocflow.schemas.common import SCHEMA_VERSION, Identifier, ShortName, StrictModel, Timestamp
 from vocflow.schemas.derived.enriched import Tags, Tier
 from vocflow.schemas.source.contact import Channel, EventType
+
+
+class DepartmentCandidate(StrictModel):
+    department: ShortName
+    probability: float = Field(ge=0.0, le=1.0)
 
 
 class RoutingEnvelope(StrictModel):
@@ -42,3 +50,19 @@ class RoutingEnvelope(StrictModel):
     reason: str = Field(description="Why this department and urgency, in words.")
     sla_due_at: Timestamp
     rules_version: str
+    # Added with the department model; absent in envelopes written before it.
+    decision_source: str | None = Field(
+        default=None,
+        description="Who chose the department: 'rule:<rule id>', 'model:<model version>', or "
+        "'triage:<model version>' (model below its threshold: sent to contacts.triage).",
+    )
+    model_version: str | None = Field(
+        default=None, description="Department model in force (also when a rule pinned it)."
+    )
+    probability: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="The model's probability of its best class."
+    )
+    candidates: list[DepartmentCandidate] | None = Field(
+        default=None,
+        description="The model's two best departments with their probabilities (triage items).",
+    )

@@ -238,6 +238,7 @@ def _resolution_row(value: bytes, partition: int, offset: int) -> Named:
         "resolved_at": r.resolved_at,
         "note": note,
         "source": r.source,
+        "reassigned_to": r.reassigned_to or "",
         "kafka_partition": partition,
         "kafka_offset": offset,
     }
@@ -664,6 +665,7 @@ RESOLUTIONS = TableSpec(
         "resolved_at",
         "note",
         "source",
+        "reassigned_to",
         "kafka_partition",
         "kafka_offset",
     ),

@@ -63,6 +63,20 @@ RULES_RELOADS = Counter(
     "vocflow_rules_reloads_total", "Rules versions received from config.rules.", ["result"]
 )
 RULES_INFO = Gauge("vocflow_rules_info", "1 for the rules version in force.", ["version"])
+MODEL_RELOADS = Counter(
+    "vocflow_model_reloads_total",
+    "Department model versions received from config.models, by result "
+    "(applied, invalid, worse: scored below the model in force on the holdout).",
+    ["result"],
+)
+MODEL_INFO = Gauge(
+    "vocflow_model_info", "1 for the department model version in force.", ["version"]
+)
+DEPARTMENT_DECISIONS = Counter(
+    "vocflow_department_decisions_total",
+    "Department decisions by source: rule (pinned or no model), model, triage.",
+    ["source"],
+)
 ROUTED = Counter(
     "vocflow_routed_total",
     "Contacts routed to a department topic.",

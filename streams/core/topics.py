@@ -19,6 +19,7 @@ class TopicSpec:
     value: str
     compacted: bool = False
     partitions: int | None = None  # None: Settings.partitions
+    max_message_bytes: int | None = None  # None: the broker's default (1 MB)
 
 
 RAW = TopicSpec("contacts.raw", "Channel JSON as adapters publish it.", "contact_id", "raw bytes")
@@ -35,6 +36,13 @@ VOC = TopicSpec(
 ROUTED = TopicSpec(
     "contacts.routed",
     "Every routing decision (audit log -> ClickHouse routing_log).",
+    "contact_id",
+    "RoutingEnvelope",
+)
+TRIAGE = TopicSpec(
+    "contacts.triage",
+    "Contacts the department model was unsure of and no rule pinned: the two best "
+    "candidates, for a person to pick (RoutingEnvelope with candidates).",
     "contact_id",
     "RoutingEnvelope",
 )
@@ -91,6 +99,16 @@ RULES = TopicSpec(
     compacted=True,
     partitions=1,
 )
+MODELS = TopicSpec(
+    "config.models",
+    "Department model versions (hot reload; a version scoring worse on the holdout is "
+    "rejected by the workers).",
+    "'department'",
+    "model weights text (streams/stages/deptmodel.py), zlib-compressed",
+    compacted=True,
+    partitions=1,
+    max_message_bytes=16 * 1024 * 1024,  # a model is a few MB before compression
+)
 
 ALL: tuple[TopicSpec, ...] = (
     RAW,
@@ -99,6 +117,7 @@ ALL: tuple[TopicSpec, ...] = (
     VOC,
     VOC_STATE,
     ROUTED,
+    TRIAGE,
     FACTS,
     FACTS_STATE,
     VOC_ALERTS,
@@ -107,6 +126,7 @@ ALL: tuple[TopicSpec, ...] = (
     RESOLUTIONS,
     PROFILES,
     RULES,
+    MODELS,
 )
 
 
@@ -135,6 +155,9 @@ class Topics:
         return spec.partitions or self._partitions
 
     def configs(self, spec: TopicSpec) -> dict[str, str]:
+        out: dict[str, str] = {}
         if spec.compacted:
-            return {"cleanup.policy": "compact"}
-        return {}
+            out["cleanup.policy"] = "compact"
+        if spec.max_message_bytes is not None:
+            out["max.message.bytes"] = str(spec.max_message_bytes)
+        return out

@@ -1,7 +1,9 @@
-"""Publishing a rules version to `config.rules`, the hot-reload channel."""
+"""Publishing a rules version to `config.rules` and a department model version to
+`config.models`, the hot-reload channels."""
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 from kafka.errors import KafkaError
@@ -34,5 +36,29 @@ def push_rules(settings: Settings, path: Path, departments: list[str]) -> int:
             headers=[("filename", path.name.encode())],
         )
         return future.get(timeout=30).offset
+    finally:
+        producer.close()
+
+
+MODEL_KEY = b"department"
+
+
+def push_model(settings: Settings, path: Path) -> int:
+    """Publish a department model file (zlib-compressed: a model is a few MB of
+    text) and return its offset; the topic allows messages of that size."""
+    ensure_topics(settings, (T.MODELS,))
+    topic = T.Topics(settings).name(T.MODELS)
+    try:
+        producer = kafka_clients.producer(settings, max_request_size=T.MODELS.max_message_bytes)
+    except KafkaError as exc:
+        raise KafkaUnavailable(f"cannot publish the model: {exc}") from None
+    try:
+        future = producer.send(
+            topic,
+            key=MODEL_KEY,
+            value=zlib.compress(path.read_bytes(), 9),
+            headers=[("filename", path.name.encode())],
+        )
+        return future.get(timeout=60).offset
     finally:
         producer.close()

@@ -28,13 +28,24 @@ def enrich(
     now: datetime,
 ) -> EnrichedContact:
     """Mask, segment, score; join the customer profile (by the pseudonymous id)."""
+    return enrich_with_tokens(event, profiles, now)[0]
+
+
+def enrich_with_tokens(
+    event: ContactEvent,
+    profiles: Mapping[str, CustomerProfile],
+    now: datetime,
+) -> tuple[EnrichedContact, tuple[str, ...]]:
+    """`enrich`, plus the jieba tokens of the masked text: the department model
+    reuses them instead of segmenting the text a second time (segmentation is
+    the most expensive step of text analysis)."""
     masked_text, counts = mask_pii(event.text) if event.text else (event.text, {})
     result = analyze_text(masked_text)
     sentiment = sentiment_score(masked_text, result.tokens) if masked_text else 0.0
     customer_id = safe_id(event.customer_id) if event.customer_id else None
     profile = profiles.get(customer_id) if customer_id else None
     masked_event = event.model_copy(update={"text": masked_text, "customer_id": customer_id})
-    return EnrichedContact(
+    contact = EnrichedContact(
         event=masked_event,
         customer=profile,
         customer_known=profile is not None,
@@ -46,10 +57,16 @@ def enrich(
         ),
         enriched_at=now,
     )
+    return contact, result.tokens
 
 
 def enrich_text(text: str, channel: str) -> EnrichedContact:
     """The real enrichment of a bare text (unknown customer, fixed time): what
     `vocflow eval` feeds the rules, so evaluation sees what production sees."""
+    return enrich_text_with_tokens(text, channel)[0]
+
+
+def enrich_text_with_tokens(text: str, channel: str) -> tuple[EnrichedContact, tuple[str, ...]]:
+    """`enrich_text` plus the tokens (what the department model reads)."""
     bare = bare_contact(text, channel)
-    return enrich(bare.event, {}, bare.enriched_at)
+    return enrich_with_tokens(bare.event, {}, bare.enriched_at)

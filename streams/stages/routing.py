@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vocflow.schemas import EnrichedContact, RoutingEnvelope, Tags
+from vocflow.schemas.derived.routing import DepartmentCandidate
 from vocflow.schemas.source.contact import EventType
 from vocflow.streams.stages.rules import RuleSet
+from vocflow.streams.stages.tagging import TRIAGE_SOURCE, ModelVote, is_model_decision
 
 STAGE = "route"
 UNASSIGNED = "unassigned"
@@ -64,9 +66,27 @@ def previous_contact(
     return None
 
 
-def explain(tags: Tags) -> str:
+def is_triage(envelope: RoutingEnvelope) -> bool:
+    """The model was unsure and no rule pinned the department: contacts.triage."""
+    return (envelope.decision_source or "").startswith(TRIAGE_SOURCE + ":")
+
+
+def decision_source(tags: Tags) -> str:
+    rule_id = tags.department.rule_id
+    return rule_id if is_model_decision(rule_id) else f"rule:{rule_id}"
+
+
+def explain(tags: Tags, vote: ModelVote | None = None) -> str:
+    rule_id = tags.department.rule_id
+    if vote is not None and rule_id.startswith(TRIAGE_SOURCE + ":"):
+        best = ", ".join(f"{d} {p:.2f}" for d, p in vote.candidates())
+        how = f"model {vote.version} unsure (best {best} < {vote.threshold:.2f}): triage"
+    elif vote is not None and is_model_decision(rule_id):
+        how = f"model {vote.version}, p={vote.probability:.2f}"
+    else:
+        how = f"rule {rule_id}"
     return (
-        f"department {tags.department.value} (rule {tags.department.rule_id}); "
+        f"department {tags.department.value} ({how}); "
         f"category {tags.category.value} (rule {tags.category.rule_id}); "
         f"urgency {tags.urgency.value} ({tags.urgency_rule_id})"
     )
@@ -78,11 +98,16 @@ def route(
     rules: RuleSet,
     now: datetime,
     previous_contact_id: str | None = None,
+    vote: ModelVote | None = None,
 ) -> RoutingEnvelope:
-    """The envelope for `dept.<department>`; an unknown department goes to unassigned."""
+    """The envelope for `dept.<department>`; an unknown department goes to unassigned.
+
+    With a model vote the envelope records who decided (rule id, or model
+    version and probability); triage items carry the two best candidates.
+    """
     event = contact.event
     department = tags.department.value
-    reason = explain(tags)
+    reason = explain(tags, vote)
     if department not in rules.departments:
         reason = f"department '{department}' is not in rules {rules.version}; " + reason
         department = UNASSIGNED
@@ -116,4 +141,12 @@ def route(
         reason=reason,
         sla_due_at=event.occurred_at + timedelta(hours=sla_hours),
         rules_version=rules.version,
+        decision_source=decision_source(tags),
+        model_version=vote.version if vote is not None else None,
+        probability=round(vote.probability, 6) if vote is not None else None,
+        candidates=[
+            DepartmentCandidate(department=d, probability=round(p, 6)) for d, p in vote.candidates()
+        ]
+        if vote is not None and tags.department.rule_id.startswith(TRIAGE_SOURCE + ":")
+        else None,
     )

@@ -16,6 +16,7 @@ tasks; reloading means building a new one and swapping the reference.
 File layout (see streams/data/default_rules.yaml for a full example)::
 
     version: "2026.11-1"
+    model_pin_priority: 900     # department rules at/above it win over the learned model
     defaults: {business_type: other, ..., department: unassigned, urgency: P4, sla_hours: 72}
     departments:
       - {id: billing, name: 计费账务, sla_hours: 24}
@@ -213,9 +214,16 @@ class Department(_Model):
     sla_hours: float | None = Field(default=None, gt=0, le=24 * 365)
 
 
+DEFAULT_MODEL_PIN_PRIORITY = 900
+
+
 class RulesFile(_Model):
     version: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int | float) else v)]
     defaults: Defaults = Field(default_factory=Defaults)
+    # A department set by a rule of at least this priority is pinned: the learned
+    # department model (stages/deptmodel.py) decides only the others. The default
+    # is the escalation band (regulator, compensation, staff conduct -> complaints).
+    model_pin_priority: int = DEFAULT_MODEL_PIN_PRIORITY
     departments: list[Department] = Field(min_length=1)
     # `rules:` with nothing under it (a file being started) means no rules
     rules: Annotated[list[RuleSpec], BeforeValidator(lambda v: [] if v is None else v)] = Field(
@@ -266,6 +274,7 @@ class RuleSet:
     # terms whose first character it contains (cuts the per-contact scan ~5x)
     term_buckets: Mapping[str, tuple[tuple[int, str], ...]] = field(default_factory=dict)
     spec: RulesFile | None = field(default=None, compare=False, repr=False)
+    model_pin_priority: int = DEFAULT_MODEL_PIN_PRIORITY
 
     def department_sla(self, department: str) -> float | None:
         dep = self.departments.get(department)
@@ -431,4 +440,5 @@ def _compile(spec: RulesFile, doc: configfile.Document) -> RuleSet:
         uses_keywords=uses_keywords,
         term_buckets={c: tuple(b) for c, b in buckets.items()},
         spec=spec,
+        model_pin_priority=spec.model_pin_priority,
     )

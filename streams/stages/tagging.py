@@ -13,12 +13,19 @@ Semantics (documented in streams/stages/rules.py too):
   matching rule's `raise_urgency` is added on top, capped at P1. This is how
   the DOMAIN.md raisers (VIP, strongly negative sentiment, repeat contact,
   regulatory keywords) combine: each is a rule in the file, none is hard-coded;
+- department with a model vote (`vote`, from stages/deptmodel.py): a rule of
+  priority >= rules.model_pin_priority pins the department (escalations ->
+  complaints); otherwise the model decides: its best class when its probability
+  reaches the model's threshold (rule_id ``model:<version>``), else the default
+  department (unassigned) marked ``triage:<version>``, which routing sends to
+  the triage topic with the two best candidates;
 - sla_hours: the winning rule's sla_hours, else the final department's SLA,
   else defaults.sla_hours.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from vocflow.schemas.derived.enriched import EnrichedContact, Tags, TagValue, Urgency
@@ -32,6 +39,37 @@ from vocflow.streams.stages.rules import (
 )
 
 DEFAULT_RULE_ID = "default"
+MODEL_SOURCE = "model"
+TRIAGE_SOURCE = "triage"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVote:
+    """The department model's output for one contact, as tagging needs it."""
+
+    version: str
+    ranked: tuple[tuple[str, float], ...]  # (department, probability), best first
+    threshold: float
+
+    @property
+    def department(self) -> str:
+        return self.ranked[0][0]
+
+    @property
+    def probability(self) -> float:
+        return self.ranked[0][1]
+
+    @property
+    def confident(self) -> bool:
+        return self.ranked[0][1] >= self.threshold
+
+    def candidates(self, n: int = 2) -> tuple[tuple[str, float], ...]:
+        return self.ranked[:n]
+
+
+def is_model_decision(rule_id: str) -> bool:
+    """True when a department TagValue was set by the model (or sent to triage by it)."""
+    return rule_id.startswith((MODEL_SOURCE + ":", TRIAGE_SOURCE + ":"))
 _KW_SEP = "\x1f"  # joins analysis keywords so a term cannot match across two of them
 
 
@@ -127,10 +165,11 @@ def matching_rules(contact: EnrichedContact, rules: RuleSet) -> list[str]:
     return [r.id for r in rules.rules if _matches(r, facts)]
 
 
-def tag(contact: EnrichedContact, rules: RuleSet) -> Tags:
+def tag(contact: EnrichedContact, rules: RuleSet, vote: ModelVote | None = None) -> Tags:
     """Decide the tags of one contact; see the module docstring for the semantics."""
     facts = _Facts(contact, rules)
     chosen: dict[str, TagValue] = {}
+    department_priority: int | None = None
     base_urgency: Urgency | None = None
     base_rule = DEFAULT_RULE_ID
     raise_by = 0
@@ -151,6 +190,8 @@ def tag(contact: EnrichedContact, rules: RuleSet) -> Tags:
             if name not in chosen:
                 # values were validated when the rules were loaded
                 chosen[name] = TagValue.model_construct(value=value, rule_id=rule.id)
+                if name == "department":
+                    department_priority = rule.priority
         if rule.urgency is not None and base_urgency is None:
             base_urgency = rule.urgency
             base_rule = rule.id
@@ -161,6 +202,17 @@ def tag(contact: EnrichedContact, rules: RuleSet) -> Tags:
             sla = rule.sla_hours
 
     d = rules.defaults
+    if vote is not None and (
+        department_priority is None or department_priority < rules.model_pin_priority
+    ):
+        if vote.confident:
+            chosen["department"] = TagValue.model_construct(
+                value=vote.department, rule_id=f"{MODEL_SOURCE}:{vote.version}"
+            )
+        else:
+            chosen["department"] = TagValue.model_construct(
+                value=d.department, rule_id=f"{TRIAGE_SOURCE}:{vote.version}"
+            )
     for name in TAG_FIELDS:
         if name not in chosen:
             chosen[name] = TagValue.model_construct(value=getattr(d, name), rule_id=DEFAULT_RULE_ID)

@@ -1,4 +1,7 @@
-"""The voice-of-customer chain for one event: enrich -> tag -> repeat check -> route.
+"""The voice-of-customer chain for one event: enrich -> classify -> tag -> repeat check -> route.
+
+Enrichment and the department model run over a whole batch first
+(`prepare_batch`), the rest per event in arrival order.
 
 Repeat detection is by arrival order: a contact is a repeat when the customer's
 latest earlier contact in the same category (event time) is within the window.
@@ -13,15 +16,39 @@ this stays a pure function that tests and the benchmark call directly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from vocflow.schemas import ContactEvent, CustomerProfile, EnrichedContact, RoutingEnvelope, Tags
-from vocflow.streams.stages.enrich import enrich
+from vocflow.streams.stages.deptmodel import DeptModel, features
+from vocflow.streams.stages.enrich import enrich_with_tokens
 from vocflow.streams.stages.routing import LastIssue, previous_contact, repeat_key, route
 from vocflow.streams.stages.rules import RuleSet
-from vocflow.streams.stages.tagging import tag
+from vocflow.streams.stages.tagging import ModelVote, tag
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An enriched contact and its model vote, computed for a whole batch at once."""
+
+    contact: EnrichedContact
+    vote: ModelVote | None
+
+
+def prepare_batch(
+    events: Sequence[ContactEvent],
+    profiles: Mapping[str, CustomerProfile],
+    now: datetime,
+    model: DeptModel | None,
+) -> list[Prepared]:
+    """Enrich every event, then classify them all in one model call (batch
+    prediction is what keeps the model within the throughput budget)."""
+    enriched = [enrich_with_tokens(e, profiles, now) for e in events]
+    if model is None:
+        return [Prepared(c, None) for c, _ in enriched]
+    votes = model.predict([features(c.event.text or "", tokens) for c, tokens in enriched])
+    return [Prepared(c, v) for (c, _), v in zip(enriched, votes, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -42,9 +69,14 @@ def analyse_and_route(
     last_issue: Callable[[str], LastIssue | None],
     already_routed: bool,
     window: timedelta,
+    model: DeptModel | None = None,
+    prepared: Prepared | None = None,
 ) -> VocResult:
-    contact = enrich(event, profiles, now)
-    tags = tag(contact, rules)
+    """One event; `prepared` (from `prepare_batch`) skips enrichment and classification."""
+    if prepared is None:
+        prepared = prepare_batch([event], profiles, now, model)[0]
+    contact, vote = prepared.contact, prepared.vote
+    tags = tag(contact, rules, vote)
     key = repeat_key(contact.event.customer_id, tags.category.value)
     previous = None
     this = LastIssue(event.contact_id, event.occurred_at)
@@ -57,8 +89,8 @@ def analyse_and_route(
         previous = previous_contact(stored, event.contact_id, event.occurred_at, window)
         if previous is not None:
             contact = contact.model_copy(update={"repeat_contact": True})
-            tags = tag(contact, rules)
-    envelope = None if already_routed else route(contact, tags, rules, now, previous)
+            tags = tag(contact, rules, vote)
+    envelope = None if already_routed else route(contact, tags, rules, now, previous, vote)
     return VocResult(
         contact=contact,
         tags=tags,

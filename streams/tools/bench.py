@@ -31,17 +31,18 @@ import orjson
 from kafka import KafkaProducer
 from tqdm import tqdm
 
-from vocflow.schemas import ContactEvent, SourceRef
+from vocflow.schemas import ContactEvent, EnrichedContact, SourceRef
 from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.admin import ensure_topics
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.privacy.pii import mask_pii
-from vocflow.streams.stages.enrich import enrich
+from vocflow.streams.stages.deptmodel import default_model, features
+from vocflow.streams.stages.enrich import enrich, enrich_with_tokens
 from vocflow.streams.stages.normalize import normalize
-from vocflow.streams.stages.rules import load_rules
+from vocflow.streams.stages.rules import RuleSet, load_rules
 from vocflow.streams.stages.tagging import tag
-from vocflow.streams.stages.voc import analyse_and_route
+from vocflow.streams.stages.voc import analyse_and_route, prepare_batch
 from vocflow.streams.tools import broker, procs
 from vocflow.streams.tools.demo import fetch_json
 from vocflow.streams.tools.traffic import Raw, contact_lifecycle, generate
@@ -251,10 +252,51 @@ def bench_stages(records: list[Raw], settings: Settings) -> Section:
             events,
         )
     )
+    texts += bench_classify(events, rules, now)
     for r in texts:
         r.unit = "texts/s"
     section.results += texts
     return section
+
+
+CLASSIFY_BATCH = 500
+
+
+def bench_classify(events: list[ContactEvent], rules: RuleSet, now: datetime) -> list[Result]:
+    """The department model in batches as the voc stage runs it (callable alone):
+    features + one numpy prediction per batch + tag with the vote; then the whole
+    chain with the model (enrich + classify + tag + repeat + route)."""
+    model = default_model()
+    pairs = [enrich_with_tokens(e, {}, now) for e in events]
+    batches = [pairs[i : i + CLASSIFY_BATCH] for i in range(0, len(pairs), CLASSIFY_BATCH)]
+
+    def tag_classify(batch: list[tuple[EnrichedContact, tuple[str, ...]]]) -> None:
+        votes = model.predict([features(c.event.text or "", t) for c, t in batch])
+        for (c, _), v in zip(batch, votes, strict=True):
+            tag(c, rules, v)
+
+    event_batches = [events[i : i + CLASSIFY_BATCH] for i in range(0, len(events), CLASSIFY_BATCH)]
+    last: dict = {}
+
+    def chain(batch: list[ContactEvent]) -> None:
+        for e, p in zip(batch, prepare_batch(batch, {}, now, model), strict=True):
+            analyse_and_route(e, {}, rules, now, last.get, False, timedelta(hours=24), prepared=p)
+
+    out = []
+    for name, fn, items in (
+        (f"tag + classify (model {model.version})", tag_classify, batches),
+        ("enrich + classify + tag + repeat + route", chain, event_batches),
+    ):
+        r = bench_stage(name, fn, items)
+        out.append(
+            Result(
+                name,
+                r.value * len(events) / len(items),
+                "texts/s",
+                f"one core, best of 3 passes, batches of {CLASSIFY_BATCH}",
+            )
+        )
+    return out
 
 
 def bench_webhook(settings: Settings) -> Section:

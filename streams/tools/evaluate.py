@@ -16,6 +16,12 @@ bearer_network, urgency when labelled) and per split:
 Sentiment accuracy uses `sentiment_fn(text) -> score in [-1, 1]` with
 thresholds: positive if score > pos_threshold, negative if < neg_threshold.
 
+With a department model (`model`, stages/deptmodel.py) the department is
+decided as the voc stage decides it (rules pin escalations, the model the
+rest, triage below its threshold -> the default department, counted as
+abstained); every item's prediction, its source (rule id or model version) and
+the model's probability are kept for `--json` (`report_json`).
+
 Texts reach `tag` through a caller-provided `prepare(text, channel)`, so this
 module does not depend on the text-analysis stages; `default_prepare`
 (`tagging.bare_contact`) builds a bare EnrichedContact (no keywords, sentiment
@@ -32,10 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vocflow.schemas.derived.enriched import EnrichedContact, Tags
-from vocflow.schemas.source.contact import Channel
+from vocflow.streams.stages.deptcorpus import channel_of
+from vocflow.streams.stages.deptmodel import DeptModel, features
 from vocflow.streams.stages.rules import RuleSet
+from vocflow.streams.stages.tagging import ModelVote, tag
 from vocflow.streams.stages.tagging import bare_contact as default_prepare
-from vocflow.streams.stages.tagging import tag
 
 TAG_LABEL_FIELDS: tuple[str, ...] = (
     "department",
@@ -48,6 +55,8 @@ SENTIMENT_CLASSES = ("positive", "neutral", "negative")
 SPLITS_ORDER = ("all", "dev", "holdout")
 
 Prepare = Callable[[str, str], EnrichedContact]
+PrepareTokens = Callable[[str, str], tuple[EnrichedContact, Sequence[str]]]
+
 SentimentFn = Callable[[str], float]
 
 
@@ -83,8 +92,10 @@ def load_labelled(path: str | Path) -> list[LabelledContact]:
             missing = [k for k in ("text", "channel", "department") if not obj.get(k)]
             if missing:
                 raise ValueError(f"{p}:{lineno}: missing {', '.join(missing)}")
-            if obj["channel"] not in Channel.__members__:
-                raise ValueError(f"{p}:{lineno}: unknown channel {obj['channel']!r}")
+            try:
+                channel = channel_of(str(obj["channel"]))
+            except ValueError as exc:
+                raise ValueError(f"{p}:{lineno}: {exc}") from None
             sentiment = obj.get("sentiment")
             if sentiment is not None and sentiment not in SENTIMENT_CLASSES:
                 raise ValueError(f"{p}:{lineno}: sentiment must be one of {SENTIMENT_CLASSES}")
@@ -94,7 +105,7 @@ def load_labelled(path: str | Path) -> list[LabelledContact]:
                     line=lineno,
                     id=str(obj.get("id", f"line-{lineno}")),
                     text=str(obj["text"]),
-                    channel=str(obj["channel"]),
+                    channel=channel,
                     split=str(obj.get("split", "dev")),
                     labels=labels,
                     sentiment=sentiment,
@@ -180,6 +191,17 @@ class Miss:
     text: str
 
 
+@dataclass(frozen=True)
+class ItemPrediction:
+    id: str
+    split: str
+    gold: str
+    predicted: str
+    source: str  # the department TagValue's rule_id: a rule id, model:<v>, triage:<v>
+    probability: float | None  # the model's best-class probability
+    candidates: tuple[tuple[str, float], ...] = ()
+
+
 @dataclass
 class EvalReport:
     path: str
@@ -190,6 +212,10 @@ class EvalReport:
     tag_seconds: float = 0.0
     pos_threshold: float = 0.1
     neg_threshold: float = -0.1
+    model_version: str | None = None
+    items: list[ItemPrediction] = field(default_factory=list)
+    abstained: dict[str, float] = field(default_factory=dict)  # split -> share
+    default_department: str = "unassigned"
 
     @property
     def contacts_per_second(self) -> float:
@@ -217,13 +243,39 @@ def evaluate_rows(
     pos_threshold: float = 0.1,
     neg_threshold: float = -0.1,
     path: str = "<rows>",
+    model: DeptModel | None = None,
+    prepare_tokens: PrepareTokens | None = None,
 ) -> EvalReport:
-    """Tag every row and score the tags (and sentiment when a scorer is given)."""
+    """Tag every row and score the tags (and sentiment when a scorer is given).
+
+    With `model`, `prepare_tokens` gives each text's contact and tokens; the
+    timing then covers classification (one batch) and tagging."""
     rows = list(rows)
-    contacts = [prepare(r.text, r.channel) for r in rows]
-    t0 = time.perf_counter()
-    all_tags = [tag(c, rules) for c in contacts]
+    votes: list[ModelVote | None] = [None] * len(rows)
+    if model is not None:
+        if prepare_tokens is None:
+            raise ValueError("a department model needs prepare_tokens")
+        pairs = [prepare_tokens(r.text, r.channel) for r in rows]
+        contacts = [c for c, _ in pairs]
+        t0 = time.perf_counter()
+        votes = list(model.predict([features(c.event.text or "", t) for c, t in pairs]))
+    else:
+        contacts = [prepare(r.text, r.channel) for r in rows]
+        t0 = time.perf_counter()
+    all_tags = [tag(c, rules, v) for c, v in zip(contacts, votes, strict=True)]
     tag_seconds = time.perf_counter() - t0
+    items = [
+        ItemPrediction(
+            id=r.id,
+            split=r.split,
+            gold=r.labels.get("department", ""),
+            predicted=t.department.value,
+            source=t.department.rule_id,
+            probability=round(v.probability, 6) if v is not None else None,
+            candidates=tuple((d, round(p, 6)) for d, p in v.candidates()) if v else (),
+        )
+        for r, t, v in zip(rows, all_tags, votes, strict=True)
+    ]
 
     split_names = ["all", *sorted({r.split for r in rows}, key=_split_key)]
     splits: dict[str, dict[str, FieldScore]] = {}
@@ -267,6 +319,13 @@ def evaluate_rows(
                     [sentiments[i] or "" for i in sel],
                 )
         splits[split] = fields
+    default = rules.defaults.department
+    abstained = {}
+    for split in split_names:
+        sel = [it for it in items if split in ("all", it.split)]
+        abstained[split] = (
+            sum(1 for it in sel if it.predicted == default) / len(sel) if sel else 0.0
+        )
     return EvalReport(
         path=path,
         rules_version=rules.version,
@@ -276,6 +335,10 @@ def evaluate_rows(
         tag_seconds=tag_seconds,
         pos_threshold=pos_threshold,
         neg_threshold=neg_threshold,
+        model_version=model.version if model is not None else None,
+        items=items,
+        abstained=abstained,
+        default_department=default,
     )
 
 
@@ -291,6 +354,8 @@ def evaluate_file(
     sentiment_fn: SentimentFn | None = None,
     pos_threshold: float = 0.1,
     neg_threshold: float = -0.1,
+    model: DeptModel | None = None,
+    prepare_tokens: PrepareTokens | None = None,
 ) -> EvalReport:
     """`vocflow eval FILE.jsonl`: load the labelled set and evaluate `rules` on it."""
     return evaluate_rows(
@@ -301,10 +366,69 @@ def evaluate_file(
         pos_threshold=pos_threshold,
         neg_threshold=neg_threshold,
         path=str(path),
+        model=model,
+        prepare_tokens=prepare_tokens,
     )
 
 
 # ------------------------------------------------------------------- output
+
+
+def _field_json(s: FieldScore) -> dict[str, object]:
+    return {
+        "n": s.n,
+        "accuracy": round(s.accuracy, 6),
+        "macro_precision": round(s.macro_precision, 6),
+        "macro_recall": round(s.macro_recall, 6),
+        "macro_f1": round(s.macro_f1, 6),
+        "per_class": {
+            cls: {
+                "precision": round(c.precision, 6),
+                "recall": round(c.recall, 6),
+                "f1": round(c.f1, 6),
+                "support": c.support,
+                "predicted": c.predicted,
+            }
+            for cls, c in s.per_class.items()
+        },
+    }
+
+
+def report_json(report: EvalReport) -> dict[str, object]:
+    """`vocflow eval --json`: per split and field the metrics and per-class
+    precision/recall, the abstention (share sent to the default department, i.e.
+    triage), and every item's prediction with its source and probability.
+
+    Department macro figures are over the classes seen in gold or predictions,
+    so an abstention class (unassigned) counts in the macro like any other; the
+    per-class block lets a reader recompute them over the real departments."""
+    return {
+        "path": report.path,
+        "rules_version": report.rules_version,
+        "model_version": report.model_version,
+        "n": report.n,
+        "default_department": report.default_department,
+        "contacts_per_second": round(report.contacts_per_second, 1),
+        "splits": {
+            split: {
+                "abstained": round(report.abstained.get(split, 0.0), 6),
+                "fields": {name: _field_json(s) for name, s in fields.items()},
+            }
+            for split, fields in report.splits.items()
+        },
+        "items": [
+            {
+                "id": it.id,
+                "split": it.split,
+                "gold": it.gold,
+                "predicted": it.predicted,
+                "source": it.source,
+                "probability": it.probability,
+                "candidates": [{"department": d, "probability": p} for d, p in it.candidates],
+            }
+            for it in report.items
+        ],
+    }
 
 
 def format_report(report: EvalReport, *, per_class: bool = True, max_misses: int = 0) -> str:
@@ -315,6 +439,9 @@ def format_report(report: EvalReport, *, per_class: bool = True, max_misses: int
         f"evaluation of rules {report.rules_version} on {report.path}: {report.n} contacts",
         f"tagging: {report.contacts_per_second:,.0f} contacts/s "
         f"({report.tag_seconds * 1000:.1f} ms total)",
+        f"department model: {report.model_version or 'none (rules alone)'}; abstained "
+        f"(-> {report.default_department}): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in report.abstained.items()),
         "",
         f"{'split':<9} {'field':<16} {'n':>5} {'acc':>6} {'P_mac':>6} {'R_mac':>6} {'F1_mac':>6}",
     ]

@@ -63,6 +63,7 @@ class PipelineServices(Service):
         self.views = [
             CompactedView(self.settings, self.topics.name(T.PROFILES), app.profiles.on_record),
             CompactedView(self.settings, self.topics.name(T.RULES), app.rules.on_record),
+            CompactedView(self.settings, self.topics.name(T.MODELS), app.model.on_record),
         ]
         for view in self.views:
             await view.start()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,8 @@ from vocflow.schemas import CustomerProfile
 from vocflow.sinks.prometheus import metrics
 from vocflow.streams.core import kafka_clients
 from vocflow.streams.privacy.pseudonyms import safe_id
+from vocflow.streams.stages.deptcorpus import Prepared, gate_score
+from vocflow.streams.stages.deptmodel import DeptModel, ModelFileError, parse_model
 from vocflow.streams.stages.rules import RulesError, RuleSet, parse_rules
 
 if TYPE_CHECKING:
@@ -148,3 +151,75 @@ class RulesHolder:
         metrics.RULES_INFO.labels(rules.version).set(1)
         metrics.RULES_RELOADS.labels("applied").inc()
         log.info("rules %s from %s in force", rules.version, filename)
+
+
+class ModelHolder:
+    """The department model in force: the shipped file at start-up, then each
+    version pushed to config.models that is valid *and* scores at least as well
+    as the one in force on the fixed holdout split (`deptcorpus.gate_score`,
+    rules + model). A worse or broken version is rejected with a log line and a
+    metric; the model in force stays, so a bad training run cannot reach the
+    departments.
+
+    The holdout is prepared lazily (segmentation of a few hundred texts, well
+    under a second) and only when a version arrives."""
+
+    def __init__(
+        self,
+        initial: DeptModel | None,
+        rules: Callable[[], RuleSet],
+        holdout: Callable[[], Prepared],
+    ) -> None:
+        self.current = initial
+        self._rules = rules
+        self._holdout_fn = holdout
+        self._holdout: Prepared | None = None
+        if initial is not None:
+            metrics.MODEL_INFO.labels(initial.version).set(1)
+
+    def _prepared(self) -> Prepared:
+        if self._holdout is None:
+            self._holdout = self._holdout_fn()
+        return self._holdout
+
+    def offer(self, model: DeptModel) -> tuple[bool, str]:
+        """Apply `model` unless it scores worse than the one in force; (applied, why)."""
+        current = self.current
+        if current is not None and model.version == current.version:
+            return False, f"model {model.version} is already in force"
+        holdout = self._prepared()
+        rules = self._rules()
+        new = gate_score(holdout, rules, model)
+        old = gate_score(holdout, rules, current)
+        was = current.version if current is not None else "rules alone"
+        if new < old - 1e-12:
+            metrics.MODEL_RELOADS.labels("worse").inc()
+            why = (
+                f"model {model.version} rejected: holdout macro F1 {new:.4f} < {old:.4f} "
+                f"of {was}; keeping {was}"
+            )
+            log.error(why)
+            return False, why
+        if current is not None:
+            metrics.MODEL_INFO.labels(current.version).set(0)
+        self.current = model
+        metrics.MODEL_INFO.labels(model.version).set(1)
+        metrics.MODEL_RELOADS.labels("applied").inc()
+        why = f"model {model.version} in force (holdout macro F1 {new:.4f}, was {old:.4f})"
+        log.info(why)
+        return True, why
+
+    def on_record(
+        self, _key: bytes | None, value: bytes | None, headers: dict, offset: int
+    ) -> None:
+        if value is None:
+            return
+        try:
+            model = parse_model(
+                zlib.decompress(value).decode("utf-8"), filename=f"config.models@{offset}"
+            )
+        except (ModelFileError, UnicodeDecodeError, zlib.error) as exc:
+            metrics.MODEL_RELOADS.labels("invalid").inc()
+            log.error("department model version rejected: %s", exc)
+            return
+        self.offer(model)

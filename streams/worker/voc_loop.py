@@ -25,7 +25,8 @@ from vocflow.sinks.prometheus import metrics
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.stages.routing import STAGE as ROUTE
-from vocflow.streams.stages.voc import VocResult, analyse_and_route
+from vocflow.streams.stages.routing import is_triage
+from vocflow.streams.stages.voc import Prepared, VocResult, analyse_and_route, prepare_batch
 from vocflow.streams.stages.voc_state import VocState
 from vocflow.streams.worker import txloop
 from vocflow.streams.worker.txloop import Batch, Output, TxLoop
@@ -57,6 +58,7 @@ class VocLoop(TxLoop[VocState]):
         self.topics = topics
         self.routed_topic = topics.name(T.ROUTED)
         self.dlq_topic = topics.name(T.DLQ)
+        self.triage_topic = topics.name(T.TRIAGE)
         self.window = timedelta(hours=self.settings.repeat_window_hours)
         self.department_topics: dict[str, str] = {}
 
@@ -92,25 +94,64 @@ class VocLoop(TxLoop[VocState]):
             name = self.department_topics[department] = self.topics.name(spec)
         return name
 
-    def _route(self, state: VocState, value: bytes) -> VocResult:
-        event = ContactEvent.model_validate_json(value)
+    def _route(
+        self, state: VocState, event: ContactEvent, prepared: Prepared, now: datetime
+    ) -> VocResult:
         return analyse_and_route(
             event,
             self.app.profiles,
             self.app.rules.current,
-            self.clock(),
+            now,
             last_issue=state.last_issue,
             already_routed=state.already_routed(event.contact_id),
             window=self.window,
+            prepared=prepared,
         )
+
+    def _prepare(
+        self, records: list[Any], now: datetime
+    ) -> list[tuple[ContactEvent, Prepared] | Exception]:
+        """Parse, enrich and classify the batch at once (one model call per batch);
+        a record that fails is kept as its exception, for the dead-letter topic."""
+        parsed: list[ContactEvent | Exception] = []
+        for record in records:
+            try:
+                parsed.append(ContactEvent.model_validate_json(record.value or b""))
+            except Exception as exc:
+                parsed.append(exc)
+        events = [p for p in parsed if isinstance(p, ContactEvent)]
+        try:
+            prepared = iter(prepare_batch(events, self.app.profiles, now, self.app.model.current))
+        except Exception:
+            # one bad text must not sink the batch: redo it one by one
+            singles: list[Prepared | Exception] = []
+            for e in events:
+                try:
+                    singles.extend(
+                        prepare_batch([e], self.app.profiles, now, self.app.model.current)
+                    )
+                except Exception as exc:
+                    singles.append(exc)
+            prepared = iter(singles)  # type: ignore[arg-type]
+        out: list[tuple[ContactEvent, Prepared] | Exception] = []
+        for p in parsed:
+            if isinstance(p, Exception):
+                out.append(p)
+                continue
+            item = next(prepared)
+            out.append(item if isinstance(item, Exception) else (p, item))
+        return out
 
     async def process(self, state: VocState, tp: TopicPartition, records: list[Any]) -> Batch:
         batch = Batch()
         results: list[VocResult] = []
         rejected: list[str] = []
-        for record in records:
+        now = self.clock()
+        for record, item in zip(records, self._prepare(records, now), strict=True):
             try:
-                result = self._route(state, record.value or b"")
+                if isinstance(item, Exception):
+                    raise item
+                result = self._route(state, item[0], item[1], now)
             except Exception as exc:
                 letter = txloop.rejected(ROUTE, record, exc)
                 batch.outputs.append(
@@ -126,7 +167,10 @@ class VocLoop(TxLoop[VocState]):
             if envelope is not None:
                 body = envelope.model_dump_json().encode()
                 key = event.contact_id.encode()
-                topic = await self._department_topic(envelope.department)
+                if is_triage(envelope):
+                    topic = self.triage_topic
+                else:
+                    topic = await self._department_topic(envelope.department)
                 batch.outputs.append(Output(topic, key, body))
                 batch.early.append(Output(self.routed_topic, key, body))
                 state.remember_routed(event.contact_id, envelope.department, event.occurred_at)
@@ -154,4 +198,6 @@ class VocLoop(TxLoop[VocState]):
             envelope = result.envelope
             if envelope is not None:
                 metrics.ROUTED.labels(envelope.department, envelope.tags.urgency.value).inc()
+                source = (envelope.decision_source or "rule:").split(":", 1)[0]
+                metrics.DEPARTMENT_DECISIONS.labels(source).inc()
                 metrics.STAGE_OUT.labels(ROUTE, "dept").inc()

@@ -16,9 +16,11 @@ from vocflow.schemas.api import KpiDocument
 from vocflow.sinks.clickhouse.kafka_sink import ClickHouseSink
 from vocflow.streams.core import kafka_clients
 from vocflow.streams.core.settings import Settings
+from vocflow.streams.stages.deptcorpus import holdout, prepare
+from vocflow.streams.stages.deptmodel import default_model
 from vocflow.streams.stages.rules import RuleSet, load_rules
 from vocflow.streams.worker.detector_service import DetectorService
-from vocflow.streams.worker.views import ProfileStore, RulesHolder
+from vocflow.streams.worker.views import ModelHolder, ProfileStore, RulesHolder
 
 R = TypeVar("R")
 log = logging.getLogger(__name__)
@@ -57,6 +59,11 @@ class WorkerApp(faust.App):
         self.settings_ = settings
         self.sink = sink
         self.rules = RulesHolder(rules or load_rules(settings.rules_path))
+        self.model = ModelHolder(
+            default_model(),
+            rules=lambda: self.rules.current,
+            holdout=lambda: prepare(holdout()),
+        )
         self.profiles = ProfileStore()
         self.views_loaded = asyncio.Event()
         self.kpis: KpiDocument | None = None  # the last KPI round's /api/kpis document
