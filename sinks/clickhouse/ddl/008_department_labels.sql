@@ -1,6 +1,6 @@
 -- The department model's closed loop (docs/voc.md): a department answers
 -- "not ours -> X" with a Resolution of outcome 'reassigned' and reassigned_to.
-ALTER TABLE {db}.resolutions ADD COLUMN IF NOT EXISTS reassigned_to LowCardinality(String) DEFAULT '';
+ALTER TABLE {db}.resolutions ADD COLUMN IF NOT EXISTS reassigned_to LowCardinality(String) DEFAULT '' AFTER source;
 
 -- The label store: every correction as a training label (masked text, the right
 -- department), with what routing had decided and who decided it (rule id, or
