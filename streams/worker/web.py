@@ -1,5 +1,5 @@
-"""The worker's HTTP pages besides the wallboard: metrics, health, KPIs, agent
-KPIs and pipeline stats. KPI pages answer 503 in a process that does not own
+"""The worker's HTTP pages besides the wallboard: metrics, health, readiness,
+KPIs, agent KPIs and pipeline stats. KPI pages answer 503 in a process that does not own
 ClickHouse (the KPIs are computed there)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vocflow.schemas.api import Dimension, KpiDocument, KpiSet, PipelineStats
 from vocflow.sinks.prometheus import metrics
+from vocflow.streams.worker import readiness
 from vocflow.streams.worker.wiring import WorkerApp
 
 S = TypeVar("S", bound=KpiSet)
@@ -80,7 +81,8 @@ def filter_kpis(doc: KpiDocument, query: Mapping[str, str]) -> KpiDocument:
 
 
 def register_pages(app: WorkerApp) -> None:
-    """/metrics, /healthz, /api/kpis, /api/agents and /api/stats on the worker's web server."""
+    """/metrics, /healthz, /readyz, /api/kpis, /api/agents and /api/stats on the worker's
+    web server."""
 
     @app.page("/metrics")
     async def prometheus_metrics(self: faust.web.View, request: faust.web.Request) -> Any:
@@ -90,6 +92,16 @@ def register_pages(app: WorkerApp) -> None:
     @app.page("/healthz")
     async def healthz(self: faust.web.View, request: faust.web.Request) -> Any:
         return self.json({"status": "ok", "app": app.conf.id})
+
+    @app.page("/readyz")
+    async def readyz(self: faust.web.View, request: faust.web.Request) -> Any:
+        # The stage loops (app.VocflowApp.loops) exist once the app has started.
+        states = [
+            await readiness.loop_state(loop.stage, loop.consumer, set(loop.partitions))
+            for loop in getattr(app, "loops", [])
+        ]
+        ready, body = readiness.evaluate(states, app.settings_.ready_max_lag)
+        return self.json(body, status=200 if ready else 503)
 
     @app.page("/api/kpis")
     async def kpis(self: faust.web.View, request: faust.web.Request) -> Any:
