@@ -197,7 +197,8 @@ def test_every_workload_has_probes_a_pdb_and_runs_as_the_image_user(
                 assert container["image"] == f"vocflow:{project_version()}", name
                 ports = {p["name"] for p in container["ports"]}
                 for probe in ("livenessProbe", "readinessProbe"):
-                    spec = container[probe]
+                    spec = container.get(probe)
+                    assert spec is not None, f"{name}: no {probe}"
                     action = spec.get("httpGet") or spec.get("tcpSocket")
                     assert action is not None and action["port"] in ports, (name, probe)
                 context = container["securityContext"]
