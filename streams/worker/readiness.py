@@ -38,8 +38,23 @@ class LoopState:
     lag: int | None
 
 
-def evaluate(loops: Sequence[LoopState], max_lag: int) -> tuple[bool, dict[str, Any]]:
-    """(ready, JSON body) of /readyz; each stage names its reason when it is not ready."""
+def evaluate(
+    loops: Sequence[LoopState], max_lag: int, expected: Sequence[str] = ()
+) -> tuple[bool, dict[str, Any]]:
+    """(ready, JSON body) of /readyz; each stage names its reason when it is not ready.
+
+    `expected` names every stage the worker runs: the app creates its loops one
+    after the other, and two ready loops must not make a worker ready before the
+    third exists."""
+    present = {loop.stage for loop in loops}
+    loops = [
+        *loops,
+        *(
+            LoopState(stage, False, frozenset(), frozenset(), None)
+            for stage in expected
+            if stage not in present
+        ),
+    ]
     stages: dict[str, dict[str, Any]] = {}
     for loop in loops:
         reason = _reason(loop, max_lag)
@@ -49,7 +64,7 @@ def evaluate(loops: Sequence[LoopState], max_lag: int) -> tuple[bool, dict[str, 
             "lag": loop.lag,
             **({"reason": reason} if reason else {}),
         }
-    ready = bool(loops) and all(s["ready"] for s in stages.values())
+    ready = bool(loops) and all(stage["ready"] for stage in stages.values())
     body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "max_lag": max_lag}
     if not loops:
         body["reason"] = "the stage loops have not started"

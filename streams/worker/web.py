@@ -100,7 +100,8 @@ def register_pages(app: WorkerApp) -> None:
             await readiness.loop_state(loop.stage, loop.consumer, set(loop.partitions))
             for loop in getattr(app, "loops", [])
         ]
-        ready, body = readiness.evaluate(states, app.settings_.ready_max_lag)
+        expected = getattr(app, "stage_names", ())
+        ready, body = readiness.evaluate(states, app.settings_.ready_max_lag, expected)
         return self.json(body, status=200 if ready else 503)
 
     @app.page("/api/kpis")

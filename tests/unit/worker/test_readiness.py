@@ -71,6 +71,25 @@ def test_each_reason_for_not_ready() -> None:
     assert body["stages"]["f"]["ready"] is True
 
 
+def test_a_stage_whose_loop_does_not_exist_yet_is_not_ready() -> None:
+    """The app creates its loops one after the other: two ready ones are not enough."""
+    ready, body = evaluate([state("normalize")], max_lag=10, expected=("normalize", "voc"))
+    assert ready is False
+    assert body["stages"]["voc"] == {
+        "ready": False,
+        "partitions": [],
+        "lag": None,
+        "reason": "not started",
+    }
+    assert evaluate([state("normalize")], 10, expected=("normalize",))[0] is True
+
+
+def test_the_worker_waits_for_each_of_its_three_stages() -> None:
+    from vocflow.streams.worker.app import STAGE_LOOPS
+
+    assert tuple(kind.stage for kind in STAGE_LOOPS) == ("normalize", "voc", "facts")
+
+
 def test_no_loops_yet_is_not_ready() -> None:
     assert evaluate([], max_lag=5) == (
         False,
@@ -141,40 +160,47 @@ class FakeLoop:
 def test_the_page_answers_200_or_503_with_the_reasons() -> None:
     app: Any = faust.App("readyz-test", broker="memory://", store="memory://", autodiscover=False)
     app.kpis, app.sink, app.settings_ = None, None, SETTINGS
+    app.stage_names = ("normalize", "facts")
     register_pages(app)
-    caught_up = FakeLoop("normalize", FakeConsumer({P0: 5}, {P0: 5}), {0: object()})
+    normalize = FakeLoop("normalize", FakeConsumer({P0: 5}, {P0: 5}), {0: object()})
+    facts = FakeLoop("facts", FakeConsumer({P1: 3}, {P1: 4}), {1: object()})
     taking_over = FakeLoop("facts", FakeConsumer({P1: 0}, {P1: 0}), {})
 
     async def run() -> list[tuple[int, dict[str, Any]]]:
         answers = []
         async with TestClient(TestServer(app.web.web_app)) as client:
-            for loops in ([], [caught_up], [caught_up, taking_over]):
+            for loops in ([], [normalize], [normalize, facts], [normalize, taking_over]):
                 app.loops = loops
                 response = await client.get("/readyz")
                 answers.append((response.status, orjson.loads(await response.read())))
         return answers
 
-    before, ready, one_behind = asyncio.run(run())
+    before, half, ready, taking = asyncio.run(run())
     max_lag = SETTINGS.ready_max_lag
+    not_started = {"ready": False, "partitions": [], "lag": None, "reason": "not started"}
     assert before == (
         503,
         {
             "status": "not_ready",
             "max_lag": max_lag,
-            "reason": "the stage loops have not started",
-            "stages": {},
+            "stages": {"normalize": not_started, "facts": not_started},
         },
     )
+    assert half[0] == 503
+    assert half[1]["stages"]["facts"] == not_started
     assert ready == (
         200,
         {
             "status": "ready",
             "max_lag": max_lag,
-            "stages": {"normalize": {"ready": True, "partitions": ["contacts.raw[0]"], "lag": 0}},
+            "stages": {
+                "normalize": {"ready": True, "partitions": ["contacts.raw[0]"], "lag": 0},
+                "facts": {"ready": True, "partitions": ["contacts.raw[1]"], "lag": 1},
+            },
         },
     )
-    assert one_behind[0] == 503
-    assert one_behind[1]["stages"]["facts"] == {
+    assert taking[0] == 503
+    assert taking[1]["stages"]["facts"] == {
         "ready": False,
         "partitions": ["contacts.raw[1]"],
         "lag": 0,
