@@ -138,7 +138,7 @@ class ClickHouseStore:
             raise
         except Exception as exc:
             message = self.redact(str(exc))
-            if _embedded_path_locked(dsn):
+            if embedded_path_locked(dsn):
                 raise ClickHouseError(
                     f"the embedded ClickHouse at {dsn} is open in another process (a running "
                     "worker or `vocflow sink`); ask that process's HTTP API or stop it first"
@@ -244,7 +244,7 @@ class ClickHouseStore:
             self._client.close()
 
 
-def _embedded_path_locked(dsn: str) -> bool:
+def embedded_path_locked(dsn: str) -> bool:
     """True when another process holds the embedded engine's lock on `<path>/status`.
 
     chdb prints the lock error to stderr and raises a generic one, so ask the

@@ -8,7 +8,11 @@
 -- has no value). Ratios are formed by the caller, never averaged.
 -- Macros (expanded by sinks/kpi/queries.py): {db}; {by} {grp} {sets} group the
 -- columns `queue`, `channel`, `department`; {measures} is the list of the
--- interval KPIs' sums. ClickHouse query parameters: {start:...} {end:...}
+-- interval KPIs' sums; {minutes} is what the interval KPIs sum over. The same
+-- queries, with other macros ({by} 'contact', {grp} the contact, {sets} one
+-- group per contact, {minutes} the per-contact deltas), list the contacts
+-- behind each number (sinks/kpi/drilldown.py): every row source below keeps
+-- `contact_id` for that. ClickHouse query parameters: {start:...} {end:...}
 -- (whole minutes), {at:...} (now), {window_ms:...}, {stale_ms:...}, {sla_ms:...}.
 
 -- name: interval
@@ -16,7 +20,7 @@
 -- (a view over kpi_deltas: sinks/clickhouse/ddl/007_kpi_deltas.sql), grouped four
 -- ways in one pass.
 SELECT {by}, {grp}, {measures}
-FROM {db}.kpi_minutes
+FROM {minutes}
 WHERE minute >= {start:DateTime64(3, 'UTC')} AND minute < {end:DateTime64(3, 'UTC')}
 GROUP BY {sets};
 
@@ -113,7 +117,7 @@ SELECT {by}, {grp},
     max(age_ms) AS oldest_waiting__numerator, 1 AS oldest_waiting__denominator,
     count() AS oldest_waiting__population
 FROM (
-    SELECT first_queue AS queue, channel, department,
+    SELECT contact_id, first_queue AS queue, channel, department,
         dateDiff('millisecond', wait_start_at, {at:DateTime64(3, 'UTC')}) AS age_ms
     FROM {db}.contact_facts FINAL
     WHERE wait_start_at IS NOT NULL AND wait_start_at <= {at:DateTime64(3, 'UTC')}
@@ -128,7 +132,7 @@ GROUP BY {sets};
 SELECT {by}, {grp},
     count() AS backlog__numerator, 1 AS backlog__denominator, count() AS backlog__population
 FROM (
-    SELECT first_queue AS queue, channel, department
+    SELECT contact_id, first_queue AS queue, channel, department
     FROM {db}.contact_facts FINAL
     WHERE received_at IS NOT NULL AND received_at <= {at:DateTime64(3, 'UTC')}
         AND (resolved_at IS NULL OR resolved_at > {at:DateTime64(3, 'UTC')})
@@ -148,7 +152,7 @@ SELECT {by}, {grp},
     sum(res_decided) AS resolution_breach_rate__denominator,
     count() AS resolution_breach_rate__population
 FROM (
-    SELECT first_queue AS queue, channel, department,
+    SELECT contact_id, first_queue AS queue, channel, department,
         dateDiff('millisecond', received_at, {at:DateTime64(3, 'UTC')}) AS open_ms,
         first_response_at IS NOT NULL AND first_response_at <= {at:DateTime64(3, 'UTC')} AS fr_done,
         resolved_at IS NOT NULL AND resolved_at <= {at:DateTime64(3, 'UTC')} AS res_done,

@@ -29,6 +29,18 @@ MACROS = {
         f"if(department = '', '{UNKNOWN}', toString(department))) AS grp"
     ),
     "sets": "GROUPING SETS ((), (queue), (channel), (department))",
+    "minutes": "{db}.kpi_minutes",
+}
+# The same queries, one row per contact and group instead (the drill-down lists,
+# sinks/kpi/drilldown.py): each `<kpi>__numerator` / `__denominator` is then the
+# contact's own part of the KPI, and summing the rows gives the KPI. The interval
+# KPIs sum the per-contact deltas that `kpi_minutes` sums per minute and group
+# (sinks/clickhouse/ddl/007_kpi_deltas.sql): the same rows, grouped finer.
+CONTACT_MACROS = {
+    "by": "'contact' AS by",
+    "grp": "contact_id AS grp, queue, channel, department",
+    "sets": "contact_id, queue, channel, department",
+    "minutes": "{db}.kpi_deltas FINAL",
 }
 UNITS: dict[str, Unit] = {
     "volume": "count",
@@ -72,13 +84,25 @@ def interval_kpis() -> list[str]:
     return [n for n, sql in named_queries().items() if not sql.startswith(("SELECT", "WITH"))]
 
 
-def sql(name: str, database: str) -> str:
-    """The runnable SQL of one named query (``interval`` gets every measure)."""
+def sql(name: str, database: str, per_contact: bool = False) -> str:
+    """The runnable SQL of one named query (``interval`` gets every measure);
+    ``per_contact``: grouped by contact instead of the four groupings."""
     queries = named_queries()
-    macros = {**MACROS, "db": database}
+    macros = {**MACROS, **(CONTACT_MACROS if per_contact else {})}
     if name == "interval":
         macros["measures"] = ",\n    ".join(queries[m] for m in interval_kpis())
+    macros = {k: v.replace("{db}", database) for k, v in macros.items()} | {"db": database}
     return _MACRO.sub(lambda m: macros.get(m.group(1), m.group(0)), queries[name])
+
+
+def query_of(kpi: str) -> str:
+    """The named query that computes ``kpi`` (a key of `UNITS`)."""
+    if kpi in interval_kpis():
+        return "interval"
+    for name, body in named_queries().items():
+        if f"AS {kpi}__numerator" in body:
+            return name
+    raise KeyError(kpi)
 
 
 def run(store: ClickHouseStore, name: str, parameters: dict[str, Any]) -> Result:

@@ -129,22 +129,30 @@ def sql_results(
     settings: Settings, store: ClickHouseStore, iv: Interval | None, at: datetime
 ) -> kpi_queries.Result:
     """The interval KPIs of ``iv`` (None: the point-in-time ones at ``at``)."""
-    if iv is None:
-        return _merge(
-            kpi_queries.run(store, "waiting", {"at": at, "stale_ms": K.DEFAULT_STALE_WAIT_MS}),
-            kpi_queries.run(store, "backlog", {"at": at}),
-        )
-    span = {"start": from_ms(iv.start_ms), "end": from_ms(iv.end_ms)}
-    window_ms = round(settings.repeat_window_hours * HOUR_MS)
+    names = ("waiting", "backlog") if iv is None else ("interval", "fcr", "sla_breaches")
     return _merge(
-        kpi_queries.run(store, "interval", span),
-        kpi_queries.run(store, "fcr", {**span, "window_ms": window_ms}),
-        kpi_queries.run(
-            store,
-            "sla_breaches",
-            {**span, "at": at, "fr_sla_ms": FIRST_RESPONSE_SLA_MS, "res_sla_ms": RESOLUTION_SLA_MS},
-        ),
+        *(kpi_queries.run(store, n, query_parameters(settings, n, iv, at)) for n in names)
     )
+
+
+def query_parameters(
+    settings: Settings, name: str, iv: Interval | None, at: datetime
+) -> dict[str, Any]:
+    """The ClickHouse parameters of the named query ``name`` for ``iv`` at ``at``:
+    one place, so the KPIs and the drill-down lists (sinks/kpi/drilldown.py) bind
+    the same values. The point-in-time queries ignore ``iv``."""
+    if name == "waiting":
+        return {"at": at, "stale_ms": K.DEFAULT_STALE_WAIT_MS}
+    if name == "backlog":
+        return {"at": at}
+    if iv is None:
+        raise ValueError(f"the named query {name} needs an interval")
+    span: dict[str, Any] = {"start": from_ms(iv.start_ms), "end": from_ms(iv.end_ms)}
+    if name == "fcr":
+        span["window_ms"] = round(settings.repeat_window_hours * HOUR_MS)
+    elif name == "sla_breaches":
+        span.update(at=at, fr_sla_ms=FIRST_RESPONSE_SLA_MS, res_sla_ms=RESOLUTION_SLA_MS)
+    return span
 
 
 def facts_results(

@@ -37,6 +37,7 @@ COMMAND_ORDER = (
     "demo",
     "simulate",
     "kpis",
+    "contacts",
     "rules",
     "shifts",
     "eval",

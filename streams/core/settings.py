@@ -200,6 +200,18 @@ class Settings(BaseModel):
         description="Secret for the keyed pseudonyms of phone/ID/card/e-mail ids; unset: "
         "<data_dir>/pseudonym.key (created once). Same value in every process.",
     )
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that /api/sql and /api/contacts require (they show "
+        "stored contacts); or VOCFLOW_API_TOKEN_FILE. Unset: open, as the web port is "
+        "(loopback by default).",
+    )
+    sql_max_rows: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="Rows /api/sql returns at most."
+    )
+    sql_max_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="How long one /api/sql query may run."
+    )
     kpi_refresh_seconds: float = Field(
         default=5.0, ge=1, le=300, description="How often /metrics and /api/kpis recompute."
     )

@@ -93,6 +93,17 @@ _EMAIL_RE: Final = re.compile(
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}"
     r"(?![A-Za-z0-9\-])"
 )
+# The same address as speech-to-text writes it: the dots dropped or spoken ("sina com",
+# "163点com", "qq dot com"), spaces around the "@" (or 艾特). Without the dots only a
+# known top-level domain at the end makes it an address, so ordinary words after an
+# "@" (a WeChat mention) are left alone.
+_SPOKEN_EMAIL_RE: Final = re.compile(
+    r"(?<![A-Za-z0-9._%+\-])"
+    r"[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63} ?(?:@|艾特) ?"
+    r"(?:[A-Za-z0-9][A-Za-z0-9\-]{0,62} ?(?:\.|点|dot|DOT| ) ?)+"
+    r"(?:com|cn|net|org|edu|gov|io|hk|tw|info|biz|me)"
+    r"(?![A-Za-z0-9\-])"
+)
 # A run of digits with single separators; optional +/00 before, optional X at the end.
 _RUN_RE: Final = re.compile(r"(?<![0-9A-Za-z_+])\+?[0-9](?:[ .\-]?[0-9])*[Xx]?(?![0-9A-Za-z_])")
 _GROUP_RE: Final = re.compile(r"[0-9]+[Xx]?")
@@ -216,9 +227,9 @@ def mask_pii(text: str) -> tuple[str, dict[str, int]]:
     norm = text.translate(_FULLWIDTH) if _HAS_WIDE.search(text) else text
 
     spans: list[tuple[int, int, str]] = []
-    has_at = "@" in norm
-    if has_at:
+    if "@" in norm or "艾特" in norm:
         spans.extend((m.start(), m.end(), "email") for m in _EMAIL_RE.finditer(norm))
+        spans.extend((m.start(), m.end(), "email") for m in _SPOKEN_EMAIL_RE.finditer(norm))
     email_spans = list(spans)
     for m in _RUN_RE.finditer(norm):
         run = m.group()

@@ -299,6 +299,7 @@ def bench_end_to_end(settings: Settings, records: list[Raw], prefix: str, data: 
         started = time.perf_counter()
         proc.wait_healthy()
         ready = time.perf_counter()
+        cpu_ready = cpu_seconds(proc.pid)
         bar = tqdm(total=len(records), desc="end to end", unit="ev", leave=False)
         peak_rss = 0
         while True:
@@ -317,9 +318,11 @@ def bench_end_to_end(settings: Settings, records: list[Raw], prefix: str, data: 
                 raise RuntimeError(f"end-to-end run incomplete after {E2E_TIMEOUT_S:.0f}s: {stats}")
             time.sleep(2.0)  # /api/stats counts with FINAL: do not load the worker
         done = time.perf_counter()
+        cpu_done = cpu_seconds(proc.pid)
         bar.close()
     finally:
         proc.stop()
+    cpu_per_1k = (cpu_done - cpu_ready) / len(records) * 1000
     section.results += [
         Result(
             "raw -> events + VOC routing + facts + ClickHouse",
@@ -327,6 +330,13 @@ def bench_end_to_end(settings: Settings, records: list[Raw], prefix: str, data: 
             "events/s",
             f"{done - ready:.1f} s after the worker answered (start-up {ready - started:.1f} s); "
             f"{expected_routed:,} contacts routed",
+        ),
+        Result(
+            "worker CPU per 1,000 events",
+            cpu_per_1k,
+            "CPU s",
+            f"user + system, /proc; {cpu_done - cpu_ready:.1f} CPU s over the run",
+            fmt=".3f",
         ),
         Result("worker peak RSS", peak_rss, "MiB", "sampled every 2 s"),
     ]
@@ -723,6 +733,16 @@ def bench_freshness(
         run_prefix = f"{prefix.rstrip('.')}f{i}."
         section.results += _freshness_run(settings, run_prefix, data / f"run{i}", rate, seconds)
     return section
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (/proc/<pid>/stat). A figure
+    that stays put on a shared machine, where rates move with the neighbours' load."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mib(pid: int) -> float:

@@ -50,6 +50,13 @@
     sev_critical: ["严重", "critical"],
     sev_warning: ["警告", "warning"],
     department: ["部门", "dept."],
+    drillTitle: ["明细", "Contacts"],
+    drillClose: ["关闭", "Close"],
+    drillLoading: ["加载中…", "Loading…"],
+    drillEmpty: ["无接触", "No contacts"],
+    drillMore: ["还有 {n} 条，请导出 CSV", "{n} more: export CSV"],
+    drillCsv: ["导出 CSV", "Export CSV"],
+    drillAuth: ["需要 API 令牌（/wallboard#token=…）", "API token needed (/wallboard#token=…)"],
   };
   const DEPARTMENTS = {
     billing: "计费账务",
@@ -62,6 +69,15 @@
   const MAX_HOT = 8;
   const MAX_ALERTS = 6;
   const COLUMNS = [1, 1, 2, 3, 2, 3, 3, 4, 4, 3, 4, 4, 4, 5, 5, 5, 4];
+  // Which contact list a tile's number opens (/api/contacts ?kpi=, docs/drilldown.md).
+  const DRILL = {
+    sl: "sl_missed",
+    waiting: "waiting",
+    oldest: "waiting",
+    asa: "answered",
+    abandon: "abandoned",
+  };
+  const DRILL_ROWS = 50;
 
   const state = {
     doc: null,
@@ -532,7 +548,104 @@
     }
   }
 
+  // ---------------------------------------------------------------- drill-down
+
+  // The API token, if the worker wants one: from the page's #token=..., never stored.
+  function apiHeaders() {
+    const m = /(?:^#|&)token=([^&]+)/.exec(window.location.hash);
+    return m ? { Authorization: `Bearer ${decodeURIComponent(m[1])}` } : {};
+  }
+
+  function drillQuery(list, by, group, extra) {
+    const q = new URLSearchParams({ kpi: list, interval: CONFIG.interval, ...extra });
+    if (by !== "all" && group !== ALL) q.set(by, group);
+    return q;
+  }
+
+  async function openDrill(list, by, group) {
+    const panel = document.getElementById("drill");
+    const body = document.getElementById("drill-body");
+    panel.hidden = false;
+    panel.dataset.list = list;
+    panel.dataset.group = group;
+    panel.dataset.state = "loading";
+    document.getElementById("drill-title").textContent =
+      `${txt("drillTitle")} · ${by === "department" ? deptName(group) : group} · ${list}`;
+    const csv = document.getElementById("drill-csv");
+    csv.href = `/api/contacts?${drillQuery(list, by, group, { format: "csv", limit: "10000" })}`;
+    body.replaceChildren(el("p", "drill-note", txt("drillLoading")));
+    let doc;
+    try {
+      const q = drillQuery(list, by, group, { limit: String(DRILL_ROWS) });
+      const resp = await fetch(`/api/contacts?${q}`, { headers: apiHeaders() });
+      if (resp.status === 401) throw new Error(txt("drillAuth"));
+      doc = await resp.json();
+      if (!resp.ok) throw new Error(doc.error || String(resp.status));
+    } catch (e) {
+      panel.dataset.state = "error";
+      body.replaceChildren(el("p", "drill-note drill-error", String(e.message || e)));
+      return;
+    }
+    panel.dataset.state = "ready";
+    panel.dataset.total = String(doc.total);
+    panel.dataset.numerator = String(doc.kpi_totals.numerator);
+    panel.dataset.denominator = String(doc.kpi_totals.denominator);
+    const k = doc.kpi_totals;
+    const head = el("p", "drill-summary",
+      `${doc.total} · ${doc.kpi} ${k.numerator}/${k.denominator}`);
+    const rows = doc.contacts.map((c) => {
+      const li = el("li", "drill-row");
+      li.dataset.contactId = c.contact_id;
+      const meta = [fmtTime(c.arrival_at || "", false), c.channel, c.queue,
+        deptName((c.routing && c.routing.department) || c.department),
+        c.tags && c.tags.urgency].filter(Boolean).join(" · ");
+      li.append(el("div", "drill-meta", `${c.contact_id} · ${meta}`),
+        el("div", "drill-text", c.summary || ""));
+      return li;
+    });
+    const list_ = el("ol", "drill-list");
+    list_.replaceChildren(...rows);
+    const parts = [head, rows.length ? list_ : el("p", "drill-note", txt("drillEmpty"))];
+    if (doc.total > rows.length) {
+      parts.push(el("p", "drill-note", txt("drillMore", { n: doc.total - rows.length })));
+    }
+    body.replaceChildren(...parts);
+  }
+
+  function setupDrill() {
+    const panel = el("aside", "drill");
+    panel.id = "drill";
+    panel.hidden = true;
+    const bar = el("header", "drill-head");
+    const title = el("h2", "drill-title");
+    title.id = "drill-title";
+    const csv = el("a", "drill-csv", txt("drillCsv"));
+    csv.id = "drill-csv";
+    const close = el("button", "drill-close", txt("drillClose"));
+    close.type = "button";
+    close.addEventListener("click", () => {
+      panel.hidden = true;
+    });
+    bar.append(title, csv, close);
+    const body = el("div", "drill-body");
+    body.id = "drill-body";
+    panel.append(bar, body);
+    document.body.append(panel);
+    // One listener for tiles that are re-rendered on every push.
+    const open = (ev, box) => {
+      const node = ev.target.closest("[data-k]");
+      const owner = ev.target.closest("[data-tile]");
+      const key = node ? node.dataset.k : "sl";
+      if (!DRILL[key]) return;
+      if (owner) openDrill(DRILL[key], owner.dataset.tile, owner.dataset.group);
+      else if (box) openDrill(DRILL[key], "all", ALL);
+    };
+    document.getElementById("tiles").addEventListener("click", (ev) => open(ev, false));
+    document.getElementById("totals").addEventListener("click", (ev) => open(ev, true));
+  }
+
   renderStatic();
+  setupDrill();
   render();
   connect();
   setInterval(tick, 1000);

@@ -1,16 +1,25 @@
-"""The worker's HTTP pages besides the wallboard: metrics, health, readiness,
-KPIs, agent KPIs and pipeline stats. KPI pages answer 503 in a process that does not own
-ClickHouse (the KPIs are computed there)."""
+"""The worker's HTTP pages besides the wallboard: metrics, health, readiness, KPIs, agent
+KPIs, pipeline stats, the contacts behind a KPI (`/api/contacts`) and
+read-only SQL (`/api/sql`). Pages that need the database answer 503 in a
+process that does not own ClickHouse (only one process can open the embedded
+one; it serves everyone else).
+
+`/api/contacts` and `/api/sql` show stored contacts (masked text, pseudonymized
+ids), so with `VOCFLOW_API_TOKEN` set they want `Authorization: Bearer <token>`
+(docs/security.md); the KPI pages stay open for the wallboards."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import faust
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import SecretStr
 
 from vocflow.schemas.api import Dimension, KpiDocument, KpiSet, PipelineStats
 from vocflow.sinks.prometheus import metrics
@@ -80,9 +89,31 @@ def filter_kpis(doc: KpiDocument, query: Mapping[str, str]) -> KpiDocument:
     )
 
 
+def authorized(headers: Mapping[str, str], token: SecretStr | None) -> bool:
+    """No token configured, or ``Authorization: Bearer <token>`` (compared in constant time)."""
+    if token is None:
+        return True
+    given = headers.get("Authorization", "")
+    return hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode())
+
+
+def json_body(body: Any, status: int = 200) -> web.Response:
+    """JSON for query results: ClickHouse values (dates, decimals, maps) as text when
+    JSON has no type for them."""
+    data = orjson.dumps(body, default=str, option=orjson.OPT_NON_STR_KEYS)
+    return web.Response(body=data, status=status, content_type="application/json")
+
+
+UNAUTHORIZED = {"error": "this page needs Authorization: Bearer <VOCFLOW_API_TOKEN>"}
+NOT_OWNER = {
+    "error": "this process does not own ClickHouse: ask the worker that runs the sink "
+    "(VOCFLOW_SINK_ENABLED=true)"
+}
+
+
 def register_pages(app: WorkerApp) -> None:
-    """/metrics, /healthz, /readyz, /api/kpis, /api/agents and /api/stats on the worker's
-    web server."""
+    """/metrics, /healthz, /readyz, /api/kpis, /api/agents, /api/stats, /api/contacts and
+    /api/sql on the worker's web server."""
 
     @app.page("/metrics")
     async def prometheus_metrics(self: faust.web.View, request: faust.web.Request) -> Any:
@@ -147,3 +178,75 @@ def register_pages(app: WorkerApp) -> None:
                 error = str(exc).strip().splitlines()[0][:300]
                 body = body.model_copy(update={"clickhouse_error": error})
         return self.json(body.model_dump())
+
+    from vocflow.sinks.clickhouse.readonly import ReadOnlySql, SqlBusy, SqlFailed, SqlRefused
+    from vocflow.sinks.kpi import drilldown
+
+    settings = app.settings_
+    runners: dict[str, ReadOnlySql] = {}
+
+    def owned_store() -> Any:
+        return app.sink.store if app.sink is not None else None
+
+    @app.page("/api/contacts")
+    async def contacts(self: faust.web.View, request: faust.web.Request) -> Any:
+        if not authorized(request.headers, settings.api_token):
+            return json_body(UNAUTHORIZED, 401)
+        store = owned_store()
+        if store is None:
+            return json_body(NOT_OWNER, 503)
+        query = dict(request.query)
+        fmt = query.pop("format", "json")
+        if fmt not in ("json", "csv"):
+            return json_body({"error": "format must be json or csv"}, 400)
+        loop = asyncio.get_running_loop()
+        try:
+            doc = await loop.run_in_executor(None, drilldown.contacts, settings, store, query)
+        except drilldown.DrilldownError as exc:
+            return json_body({"error": str(exc)}, 400)
+        if fmt == "csv":
+            name = f"contacts-{doc['list']}-{(doc['interval'] or {}).get('label', 'now')}.csv"
+            name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+            # A BOM, so that a spreadsheet opens the Chinese text as UTF-8.
+            return web.Response(
+                body=("\ufeff" + drilldown.to_csv(doc)).encode(),
+                content_type="text/csv",
+                charset="utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            )
+        return json_body(doc)
+
+    @app.page("/api/sql")
+    class SqlPage(faust.web.View):
+        """GET ?q=SELECT... or POST the query (text, or JSON {"sql": ...})."""
+
+        async def get(self, request: faust.web.Request) -> Any:
+            return await self.answer(request, request.query.get("q") or "")
+
+        async def post(self, request: faust.web.Request) -> Any:
+            raw = await request.text()
+            if request.content_type == "application/json":
+                try:
+                    raw = orjson.loads(raw).get("sql") or ""
+                except (orjson.JSONDecodeError, AttributeError):
+                    return json_body({"error": 'the JSON body is {"sql": "SELECT ..."}'}, 400)
+            return await self.answer(request, raw)
+
+        async def answer(self, request: faust.web.Request, sql: str) -> Any:
+            if not authorized(request.headers, settings.api_token):
+                return json_body(UNAUTHORIZED, 401)
+            store = owned_store()
+            if store is None:
+                return json_body(NOT_OWNER, 503)
+            if "runner" not in runners:
+                runners["runner"] = ReadOnlySql(
+                    store, settings.sql_max_rows, settings.sql_max_seconds
+                )
+            loop = asyncio.get_running_loop()
+            try:
+                result = await loop.run_in_executor(None, runners["runner"].run, sql)
+            except (SqlRefused, SqlFailed) as exc:
+                return json_body({"error": str(exc)}, 400)
+            except SqlBusy as exc:
+                return json_body({"error": str(exc)}, 429)
+            return json_body(result.to_json())

@@ -71,8 +71,11 @@ class Run:
         return self.data / f"worker-{n}.log"
 
 
-def new_run(name: str, bootstrap: str, root: Path, **extra: str) -> Run:
-    """Topics created and the seeded traffic published, nothing consumed yet.
+def new_run(
+    name: str, bootstrap: str, root: Path, traffic: SimConfig = TRAFFIC, **extra: str
+) -> Run:
+    """Topics created and the seeded traffic (the busy hour unless `traffic` says
+    otherwise) published, nothing consumed yet.
 
     A restarted worker keeps its web port, hence its default static member name
     (Settings.group_instance_id), as a production worker does."""
@@ -95,7 +98,7 @@ def new_run(name: str, bootstrap: str, root: Path, **extra: str) -> Run:
     # A customer's contacts in one raw partition: read back in event-time order, so
     # which contact is a repeat of which is the same in every run.
     run.published = publish(
-        load_settings(environ=env), TRAFFIC, malformed_ratio=MALFORMED, customer_ordered=True
+        load_settings(environ=env), traffic, malformed_ratio=MALFORMED, customer_ordered=True
     )
     return run
 

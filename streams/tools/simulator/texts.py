@@ -778,10 +778,21 @@ class TextGenerator:
     def _pii(self, slots: _Slots) -> tuple[str, list[str]]:
         r = self.r
         x = r()
-        if x < 0.7:
+        if x < 0.6:
             phone = f"1{'3456789'[int(r() * 7)]}{int(r() * 1e9):09d}"
             pre = self.pick(_f("我的号码是|手机号|联系电话|号码|回电请打|机主号码"))
             return f"{pre}{phone}", ["phone"]
+        if x < 0.7:
+            # customers give a mailbox for the bill or the reply; the local part as
+            # people pick them (pinyin, a birthday, a QQ number)
+            local = self.pick(_f("zhang.wei|liuyang88|wangfang_sh|chenjie1990|li.na|xiaoming")) + (
+                f"{int(r() * 1e4)}" if r() < 0.5 else ""
+            )
+            if r() < 0.3:
+                local = str(int(1e8 + r() * 9e8))
+            domain = self.pick(_f("qq.com|163.com|126.com|sina.com|foxmail.com|outlook.com"))
+            pre = self.pick(_f("我的邮箱是|邮箱|发到我邮箱|电子邮件|回复请发到"))
+            return f"{pre}{local}@{domain}", ["email"]
         if x < 0.85:
             area = CITY_INFO[slots.gen_city][5]
             return "身份证号" + id_card_number(self.rng, area), ["id"]

@@ -20,6 +20,7 @@ def test_every_command_is_listed_once_and_handled_by_its_group() -> None:
         module = next(g for g in groups if name in getattr(cli, g).COMMANDS)
         argv = [name, *{"broker": ["up"], "rules": ["check"]}.get(name, [])]
         argv += {"shifts": ["load", "f.csv"], "replay": ["f.jsonl"]}.get(name, [])
+        argv += {"contacts": ["--kpi", "abandoned"]}.get(name, [])
         func = build_parser().parse_args(argv).func
         assert func.__module__ == f"vocflow.streams.cli.{module}", name
 

@@ -109,6 +109,26 @@ def test_email() -> None:
     assert mask_pii("no at sign here") == ("no at sign here", counts())
 
 
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # speech-to-text drops or speaks the dots
+        ("发到我邮箱li na5819@sina com", "发到我邮箱li [EMAIL]"),
+        ("我的邮箱是680733250@126 com谢谢", "我的邮箱是[EMAIL]谢谢"),
+        ("邮箱 abc 艾特 163 点 com", "邮箱 [EMAIL]"),
+        ("wang dot li at 是 wangli@qq dot com", "wang dot li at 是 [EMAIL]"),
+    ],
+)
+def test_email_as_speech_to_text_writes_it(text: str, masked: str) -> None:
+    assert mask_pii(text) == (masked, counts(email=1))
+
+
+def test_a_mention_is_not_an_email() -> None:
+    """Without the dots, only a known top-level domain at the end makes an address."""
+    for text in ("@客服小王 你好 com", "@移动客服 com on", "@zhangsan 明天 ok"):
+        assert mask_pii(text) == (text, counts())
+
+
 def test_several_kinds_in_one_text() -> None:
     text = (
         f"我叫张三，手机13812345678，身份证{VALID_ID}，"

@@ -34,6 +34,7 @@ BUSINESS_TYPES = {
     "other",
 }
 PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+EMAIL = re.compile(r"[A-Za-z0-9._]+@[a-z0-9]+[. ]com")  # speech-to-text drops the dot
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -91,7 +92,11 @@ def test_pii_labels_match_the_text(day: list[SimRecord]) -> None:
     assert len(with_phone) > 500
     assert all(PHONE.search(r.value["text"]) for r in with_phone)
     kinds = Counter(k for r in _contact_texts(day) if r.labels for k in r.labels["pii"])
-    assert kinds["id"] > 20 and kinds["card"] > 20
+    assert kinds["id"] > 20 and kinds["card"] > 20 and kinds["email"] > 20
+    with_email = [
+        r.value["text"] for r in _contact_texts(day) if r.labels and "email" in r.labels["pii"]
+    ]
+    assert all(EMAIL.search(t) for t in with_email)
 
 
 def test_channel_styles(day: list[SimRecord]) -> None:
