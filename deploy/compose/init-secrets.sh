@@ -15,6 +15,7 @@ put() {  # put FILE CONTENT
 put pseudonym.key "$(openssl rand -hex 32)"
 put clickhouse.password "$(openssl rand -hex 24)"
 put grafana-admin.password "$(openssl rand -hex 16)"
+put api.token "$(openssl rand -hex 32)"
 put ingest.env "CTI_MAIN_SECRET=$(openssl rand -hex 32)
 CHAT_MAIN_SECRET=$(openssl rand -hex 32)"
 # The chat tools' webhook keys of deploy/alertmanager/notify.yaml: replace the
@@ -31,4 +32,5 @@ SLACK_OPS_PATH=replace-me
 TICKETING_SECRET=replace-me-with-at-least-16-bytes"
 # The containers run as uid 10001 (vocflow), 472 (grafana) and 101 (clickhouse);
 # compose mounts file secrets as they are on the host: make them readable.
-chmod 0644 "$dir"/pseudonym.key "$dir"/clickhouse.password "$dir"/grafana-admin.password
+chmod 0644 "$dir"/pseudonym.key "$dir"/clickhouse.password "$dir"/grafana-admin.password \
+  "$dir"/api.token

@@ -189,7 +189,8 @@ def test_the_workers_leave_clickhouse_to_the_sink_and_keep_their_member_names() 
         assert env["VOCFLOW_CLICKHOUSE_URL"] == "http://clickhouse:8123"
         assert env["VOCFLOW_PSEUDONYM_KEY_FILE"] == "/run/secrets/pseudonym_key"
         assert env["VOCFLOW_CLICKHOUSE_PASSWORD_FILE"] == "/run/secrets/clickhouse_password"
-        assert svc[name]["secrets"] == ["pseudonym_key", "clickhouse_password"]
+        assert env["VOCFLOW_API_TOKEN_FILE"] == "/run/secrets/api_token"
+        assert svc[name]["secrets"] == ["pseudonym_key", "clickhouse_password", "api_token"]
         assert svc[name]["read_only"] is True
 
 

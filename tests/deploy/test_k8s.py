@@ -376,6 +376,9 @@ def test_every_variable_is_a_setting_and_every_container_settings_load(
                 sources = load_sources(Path(environ["VOCFLOW_INGEST_SOURCES_FILE"]), environ)
                 assert sorted(sources) == ["chat-main", "cti-main"]
             if name == "vocflow-worker":
+                assert settings.api_token is not None
+                token = settings.api_token.get_secret_value()
+                assert token == f"placeholder api-token of {overlay}"
                 assert settings.group_instance_id == "vocflow-worker-0"
                 assert settings.sink_enabled is False
 
