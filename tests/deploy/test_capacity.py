@@ -40,9 +40,29 @@ def test_the_arithmetic_on_fixed_figures() -> None:
     ]
 
 
+def test_the_workers_cpu_cost_wins_over_its_end_to_end_rate_when_measured() -> None:
+    cap = capacity()
+    text = "\n".join(
+        [
+            "- date: 2026-12-08 01:00 UTC",
+            "- git revision: 1234567",
+            "| Java producer | 100,000 | events/s | |",
+            "| ingest single-event POST | 2,000 | req/s | |",
+            "| raw -> events + VOC routing + facts + ClickHouse | 500 | events/s | |",
+            "| worker CPU per 1,000 events | 1.250 | CPU s | |",
+            "| worker peak RSS | 900 | MiB | |",
+        ]
+    )
+    m = cap.measured(text)
+    assert (m.worker_cpu_per_1k, m.worker_rate) == (1.25, 800.0)
+    assert cap.plan(10_000, m).workers == 19  # 15,000 / 800 = 18.75
+    assert "one worker **1.250 CPU s per 1,000 events** (800 events/s per core" in cap.table(m)
+
+
 def test_a_missing_figure_is_named() -> None:
     cap = capacity()
-    with pytest.raises(cap.BenchmarkMissing, match="no row 'ingest single-event POST'"):
+    missing = "no row 'ingest single-event POST' with a number"
+    with pytest.raises(cap.BenchmarkMissing, match=missing):
         cap.measured(
             "- date: x\n- git revision: y\n| Java producer | 1 | events/s |\n"
             "| raw -> events + VOC routing + facts + ClickHouse | 534 | events/s |\n"
