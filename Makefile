@@ -10,7 +10,8 @@ export VOCFLOW_CACHE_DIR ?= $(HOME)/.cache/vocflow
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help prereqs system-deps setup broker-jars demo test test-clock unit lint bench clean
+.PHONY: help prereqs system-deps setup broker-jars demo test test-clock unit lint bench clean \
+	deploy-check deploy-configs capacity
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -82,10 +83,30 @@ unit: $(STAMP)
 # sys.path, so the three code folders are linked under one `vocflow/` first.
 IMPORTS_ROOT := build/import-contract
 lint: $(STAMP)
-	$(BIN)/ruff check streams schemas sinks tests
+	$(BIN)/ruff check streams schemas sinks tests deploy
 	@rm -rf $(IMPORTS_ROOT) && mkdir -p $(IMPORTS_ROOT)/vocflow && \
 	  for d in streams sinks schemas; do ln -s "$(CURDIR)/$$d" "$(IMPORTS_ROOT)/vocflow/$$d"; done
 	PYTHONPATH=$(IMPORTS_ROOT) $(BIN)/lint-imports --no-cache
+
+# The deployment files without Docker or a cluster (also part of `make test`:
+# tests/deploy/test_compose.py, test_k8s.py): the compose file against the Compose
+# Specification's schema, the Dockerfile with hadolint, each kustomize overlay
+# rendered by kubectl's built-in kustomize and checked against the Kubernetes
+# schemas of kubernetes-validate (docs/operations.md, "Deploying").
+K8S_VERSIONS := 1.31.0 1.37.0
+deploy-check: $(STAMP)
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/compose/compose.yaml
+	$(BIN)/hadolint Dockerfile && echo "hadolint Dockerfile: no findings"
+	sh deploy/k8s/render-check.sh $(BIN) build/k8s $(K8S_VERSIONS)
+
+# The compose stack's copies of alertmanager.yml and the Grafana datasource, and
+# kustomize's copy of notify.yaml.
+deploy-configs:
+	sh deploy/compose/derive-configs.sh
+
+# The capacity table of docs/operations.md from docs/benchmarks.md (after `make bench`).
+capacity:
+	$(PYTHON) deploy/capacity.py
 
 bench: setup
 	$(BIN)/vocflow bench

@@ -157,6 +157,13 @@ class Settings(BaseModel):
         "across its restarts, so a restarted worker gets its partitions back at once "
         "instead of after the session timeout (60 s). Unset: <hostname>-<web_port>.",
     )
+    ready_max_lag: int = Field(
+        default=5000,
+        ge=0,
+        le=1_000_000_000,
+        description="/readyz answers 503 while a stage loop is more records than this "
+        "behind its inputs (or has no partitions, or is still taking them over).",
+    )
     sink_enabled: bool = Field(
         default=True, description="Run the ClickHouse sink inside the worker."
     )

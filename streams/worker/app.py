@@ -31,6 +31,8 @@ from vocflow.streams.worker.wiring import WorkerApp
 
 log = logging.getLogger(__name__)
 
+STAGE_LOOPS: tuple[type[TxLoop], ...] = (NormalizeLoop, VocLoop, FactsLoop)  # type: ignore[type-arg]
+
 # Faust's own consumer subscribes to nothing now (the stages are our loops), and
 # after a broker restart its thread was seen never to stop, holding the process
 # past SIGTERM until the supervisor's SIGKILL (the broker-restart fault test).
@@ -68,6 +70,7 @@ class VocflowApp(WorkerApp):
         self.services: PipelineServices | None = None
         self.exit_guard: ExitGuard | None = None
         self.loops: list[TxLoop] = []  # type: ignore[type-arg]
+        self.stage_names = tuple(kind.stage for kind in STAGE_LOOPS)  # what /readyz waits for
         self.topics_ = T.Topics(settings)
         web.register_pages(self)
         register_wallboard(
@@ -87,7 +90,7 @@ class VocflowApp(WorkerApp):
             self.services = PipelineServices(self, loop=self.loop, beacon=self.beacon)
             await self.add_runtime_dependency(self.services)
         if not self.loops:
-            for kind in (NormalizeLoop, VocLoop, FactsLoop):
+            for kind in STAGE_LOOPS:
                 stage = kind(self, self.topics_, loop=self.loop, beacon=self.beacon)
                 self.loops.append(stage)
                 await self.add_runtime_dependency(stage)

@@ -1,4 +1,4 @@
-"""The worker's HTTP pages besides the wallboard: metrics, health, KPIs, agent
+"""The worker's HTTP pages besides the wallboard: metrics, health, readiness, KPIs, agent
 KPIs, pipeline stats, the contacts behind a KPI (`/api/contacts`) and
 read-only SQL (`/api/sql`). Pages that need the database answer 503 in a
 process that does not own ClickHouse (only one process can open the embedded
@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from vocflow.schemas.api import Dimension, KpiDocument, KpiSet, PipelineStats
 from vocflow.sinks.prometheus import metrics
+from vocflow.streams.worker import readiness
 from vocflow.streams.worker.wiring import WorkerApp
 
 S = TypeVar("S", bound=KpiSet)
@@ -111,8 +112,8 @@ NOT_OWNER = {
 
 
 def register_pages(app: WorkerApp) -> None:
-    """/metrics, /healthz, /api/kpis, /api/agents, /api/stats, /api/contacts and /api/sql
-    on the worker's web server."""
+    """/metrics, /healthz, /readyz, /api/kpis, /api/agents, /api/stats, /api/contacts and
+    /api/sql on the worker's web server."""
 
     @app.page("/metrics")
     async def prometheus_metrics(self: faust.web.View, request: faust.web.Request) -> Any:
@@ -122,6 +123,17 @@ def register_pages(app: WorkerApp) -> None:
     @app.page("/healthz")
     async def healthz(self: faust.web.View, request: faust.web.Request) -> Any:
         return self.json({"status": "ok", "app": app.conf.id})
+
+    @app.page("/readyz")
+    async def readyz(self: faust.web.View, request: faust.web.Request) -> Any:
+        # The stage loops (app.VocflowApp.loops) exist once the app has started.
+        states = [
+            await readiness.loop_state(loop.stage, loop.consumer, set(loop.partitions))
+            for loop in getattr(app, "loops", [])
+        ]
+        expected = getattr(app, "stage_names", ())
+        ready, body = readiness.evaluate(states, app.settings_.ready_max_lag, expected)
+        return self.json(body, status=200 if ready else 503)
 
     @app.page("/api/kpis")
     async def kpis(self: faust.web.View, request: faust.web.Request) -> Any:
