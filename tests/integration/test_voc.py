@@ -27,7 +27,8 @@ from tests.integration.conftest import (
 from vocflow.schemas import ContactEvent, CustomerProfile, RoutingEnvelope
 from vocflow.streams.core import kafka_clients
 from vocflow.streams.core.settings import DEFAULT_RULES_FILE
-from vocflow.streams.stages.routing import LastIssue, carries_voc_text
+from vocflow.streams.stages.deptmodel import default_model
+from vocflow.streams.stages.routing import LastIssue, carries_voc_text, is_triage
 from vocflow.streams.stages.rules import load_rules
 from vocflow.streams.stages.voc import analyse_and_route
 
@@ -169,7 +170,8 @@ def voc_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> d
         admin = kafka_clients.admin(kafka_bootstrap)
         dept_topics = sorted(t for t in admin.list_topics() if t.startswith(f"{prefix}dept."))
         admin.close()
-        for topic in dept_topics:
+        # the items the model was unsure of wait in contacts.triage, not in a department
+        for topic in [*dept_topics, f"{prefix}contacts.triage"]:
             for r in read_topic(kafka_bootstrap, topic):
                 dept_records.append((topic, r))
                 env_ = RoutingEnvelope.model_validate_json(r.value)
@@ -249,15 +251,23 @@ def voc_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> d
 
 
 def test_each_contact_lands_in_exactly_one_department_topic(voc_run: dict[str, Any]) -> None:
+    """...or in contacts.triage, when no rule pinned it and the model was unsure."""
     counts = Counter(
         RoutingEnvelope.model_validate_json(r.value).contact_id for _, r in voc_run["dept_records"]
     )
     assert len(counts) == CONTACTS
     assert set(counts.values()) == {1}
+    triaged = 0
     for topic, record in voc_run["dept_records"]:
         envelope = RoutingEnvelope.model_validate_json(record.value)
-        assert topic == f"{voc_run['prefix']}dept.{envelope.department}"
+        if is_triage(envelope):
+            triaged += 1
+            assert topic == f"{voc_run['prefix']}contacts.triage"
+            assert len(envelope.candidates) == 2
+        else:
+            assert topic == f"{voc_run['prefix']}dept.{envelope.department}"
         assert record.key.decode() == envelope.contact_id
+    assert 0 < triaged < CONTACTS * 0.10
     assert len(voc_run["routed_topic"]) == CONTACTS
 
 
@@ -276,6 +286,7 @@ def test_departments_match_the_stage_functions_run_in_order(voc_run: dict[str, A
             last.get,
             already_routed=event.contact_id in routed,
             window=timedelta(hours=24),
+            model=default_model(),
         )
         if result.repeat_key is not None:
             last[result.repeat_key] = result.last_issue
@@ -300,8 +311,15 @@ def test_departments_match_the_stage_functions_run_in_order(voc_run: dict[str, A
 
 def test_labelled_departments(voc_run: dict[str, Any]) -> None:
     gold = voc_run["gold"]
-    hits = sum(e.department == gold[c] for c, e in voc_run["envelopes"].items())
-    assert hits / CONTACTS >= 0.90
+    """Agreement with the simulator's labels. The simulator's texts were written with
+    the rules (the rules alone agreed with over 0.90 of them, this test's former
+    bound); the department model, trained on independently written text and judged
+    on it (docs/voc.md), agreed with 0.83 of them when it joined: this guards against
+    a broken pipeline, not the model's quality. Items in triage count as misses."""
+    hits = sum(
+        e.department == gold[c] and not is_triage(e) for c, e in voc_run["envelopes"].items()
+    )
+    assert hits / CONTACTS >= 0.80
 
 
 def test_no_clear_text_pii_downstream(voc_run: dict[str, Any]) -> None:
