@@ -38,10 +38,12 @@ from vocflow.streams.stages.sentiment_classes import (
     BIAS,
     LABELS,
     WEIGHTS_PATH,
+    SentimentResult,
     Thresholds,
     class_features,
     classify_tokens,
     label_of,
+    load_weights,
     reload,
 )
 from vocflow.streams.stages.textanalysis import DATA_DIR, tokenize
@@ -99,10 +101,11 @@ def is_dev(row_id: str) -> bool:
     return int(hashlib.md5(row_id.encode("utf-8")).hexdigest(), 16) % 5 == 0
 
 
-def prepare_tokens(text: str) -> list[str]:
-    """What enrichment does before scoring: mask PII, then segment."""
-    masked, _ = mask_pii(text) if text else (text, {})
-    return tokenize(masked) if masked else []
+def prepare(text: str) -> tuple[str, list[str]]:
+    """What enrichment does before scoring: mask PII, then segment the masked
+    text; both go to the model (tokens for features, text for the cues)."""
+    masked = mask_pii(text)[0] if text else text
+    return masked, tokenize(masked) if masked else []
 
 
 # ---------------------------------------------------------------------- fit
@@ -262,7 +265,9 @@ def fit(
 ) -> dict[str, Any]:
     """Fit on the train rows, choose L2 and thresholds on dev, write `out`."""
     rows = load_rows(paths)
-    feats = [class_features(prepare_tokens(r.text)) for r in rows]
+    feats = [
+        class_features(tokens, masked) for masked, tokens in map(prepare, (r.text for r in rows))
+    ]
     train = [i for i, r in enumerate(rows) if not is_dev(r.id)]
     dev = [i for i, r in enumerate(rows) if is_dev(r.id)]
     d_train = build_design([feats[i] for i in train])
@@ -278,8 +283,8 @@ def fit(
     sources = ", ".join(sorted({p.name for p in paths}))
     meta = f"{len(train)} train rows of {sources}; {DEV_RULE}; l2={l2}"
     kept = write_weights(out, d_train, w, th, meta)
-    reload()
-    dev_pred = [label_of(float(s), th) for s in scores_of(d_dev, w)]
+    if out == WEIGHTS_PATH:
+        reload()
     return {
         "train_n": len(train),
         "dev_n": len(dev),
@@ -288,15 +293,15 @@ def fit(
         "l2_grid_dev_accuracy": {r[2]: round(r[0], 4) for r in results},
         "thresholds": {"pos": th.pos, "neg": th.neg},
         "features": kept,
-        "dev": three_class(y_dev, dev_pred),
+        "dev": dev_report(paths, out),
     }
 
 
-def score_file(path: Path) -> dict[str, Any]:
+def score_file(path: Path, weights: Path = WEIGHTS_PATH) -> dict[str, Any]:
     """3-class figures of the shipped model on a labelled JSONL file (all rows),
     overall and per style."""
     rows = load_rows([path])
-    results = classify_tokens([prepare_tokens(r.text) for r in rows])
+    results = _classify(rows, weights)
     gold = [r.label for r in rows]
     pred = [res.label for res in results]
     by_style: dict[str, dict[str, Any]] = {}
@@ -307,11 +312,20 @@ def score_file(path: Path) -> dict[str, Any]:
     return {"file": str(path), **three_class(gold, pred), "by_style": by_style}
 
 
-def dev_report(paths: Sequence[Path] = CORPUS_FILES) -> dict[str, Any]:
-    """The shipped model on the dev rows of the training files."""
+def dev_report(
+    paths: Sequence[Path] = CORPUS_FILES, weights: Path = WEIGHTS_PATH
+) -> dict[str, Any]:
+    """The written weights (read back, as the worker reads them) on the dev rows."""
     rows = [r for r in load_rows(paths) if is_dev(r.id)]
-    results = classify_tokens([prepare_tokens(r.text) for r in rows])
+    results = _classify(rows, weights)
     return three_class([r.label for r in rows], [res.label for res in results])
+
+
+def _classify(rows: Sequence[Row], weights: Path) -> list[SentimentResult]:
+    prepared = [prepare(r.text) for r in rows]
+    return classify_tokens(
+        [t for _, t in prepared], [m for m, _ in prepared], load_weights(weights)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
