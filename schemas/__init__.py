@@ -7,6 +7,7 @@ from vocflow.schemas.derived.deadletter import DeadLetter, FieldError, Reason, S
 from vocflow.schemas.derived.enriched import (
     CustomerProfile,
     EnrichedContact,
+    SentimentClass,
     Tags,
     TagValue,
     TextAnalysis,
@@ -42,6 +43,7 @@ __all__ = [
     "Reason",
     "Resolution",
     "RoutingEnvelope",
+    "SentimentClass",
     "ShiftRecord",
     "SourceRef",
     "TagValue",

@@ -15,6 +15,15 @@ from vocflow.schemas.common import SCHEMA_VERSION, Identifier, ShortName, Strict
 from vocflow.schemas.source.contact import ContactEvent
 
 
+class SentimentClass(StrEnum):
+    """Three classes: an inquiry or a status check is neutral even when it names
+    a problem (my new phone cannot get online: how do I ...)."""
+
+    negative = "negative"
+    neutral = "neutral"
+    positive = "positive"
+
+
 class Tier(StrEnum):
     vip = "vip"
     gold = "gold"
@@ -36,7 +45,17 @@ class TextAnalysis(StrictModel):
     language: Literal["zh", "en", "mixed", "none"] = "none"
     keywords: list[str] = Field(default_factory=list, description="Top keywords, best first.")
     sentiment: float = Field(
-        default=0.0, ge=-1.0, le=1.0, description="-1 very negative .. 1 very positive."
+        default=0.0,
+        ge=-1.0,
+        le=1.0,
+        description="-1 very negative .. 1 very positive: P(positive) - P(negative).",
+    )
+    sentiment_class: SentimentClass | None = Field(
+        default=None,
+        description=(
+            "negative / neutral / positive from calibrated thresholds on `sentiment`;"
+            " None when there is no text (and in contacts enriched before the field existed)."
+        ),
     )
     pii_masked: dict[str, int] = Field(
         default_factory=dict,

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from vocflow.schemas.common import SCHEMA_VERSION, Identifier, ShortName, StrictModel, Timestamp
-from vocflow.schemas.derived.enriched import Tags, Tier
+from vocflow.schemas.derived.enriched import SentimentClass, Tags, Tier
 from vocflow.schemas.source.contact import Channel, EventType
 
 
@@ -39,6 +39,9 @@ class RoutingEnvelope(StrictModel):
     language: Literal["zh", "en", "mixed", "none"]
     keywords: list[str]
     sentiment: float = Field(ge=-1.0, le=1.0)
+    sentiment_class: SentimentClass | None = Field(
+        default=None, description="negative / neutral / positive (absent in older envelopes)."
+    )
     customer_tier: Tier | None = None
     customer_city: ShortName | None = None
     customer_known: bool

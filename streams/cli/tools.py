@@ -29,7 +29,6 @@ def _model_arg(args: argparse.Namespace):  # -> DeptModel | None
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from vocflow.streams.stages.enrich import enrich_text, enrich_text_with_tokens
-    from vocflow.streams.stages.sentiment import sentiment_score
     from vocflow.streams.tools.evaluate import evaluate_file, format_report, report_json
 
     # Scores bare labelled texts offline: no record id is pseudonymized, and the
@@ -42,7 +41,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 args.file,
                 rules,
                 prepare=enrich_text,
-                sentiment_fn=sentiment_score,
+                contact_sentiment=True,
                 model=_model_arg(args),
                 prepare_tokens=enrich_text_with_tokens,
             )
@@ -74,7 +73,8 @@ def add_eval(sub: Subparsers) -> None:
         help="measure tagging and sentiment against labelled texts",
         description="Reads JSONL lines with text, channel and labels (department, "
         "business_type, support_system, bearer_network, urgency, sentiment; optional split "
-        "dev/holdout) and reports precision/recall per field and sentiment accuracy.",
+        "dev/holdout) and reports precision/recall per field and 3-class sentiment (the label "
+        "the real enrichment gives, with its confusion matrix).",
     )
     p.add_argument("file", type=Path, nargs="?", help="labelled JSONL")
     p.add_argument("--rules", type=Path, help="rules file (default: the configured one)")

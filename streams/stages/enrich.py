@@ -12,10 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from vocflow.schemas import ContactEvent, CustomerProfile, EnrichedContact, TextAnalysis
+from vocflow.schemas import (
+    ContactEvent,
+    CustomerProfile,
+    EnrichedContact,
+    SentimentClass,
+    TextAnalysis,
+)
 from vocflow.streams.privacy.pii import mask_pii
 from vocflow.streams.privacy.pseudonyms import safe_id
-from vocflow.streams.stages.sentiment import sentiment_score
+from vocflow.streams.stages.sentiment_classes import classify
 from vocflow.streams.stages.tagging import bare_contact
 from vocflow.streams.stages.textanalysis import analyze_text
 
@@ -27,7 +33,8 @@ def enrich(
     profiles: Mapping[str, CustomerProfile],
     now: datetime,
 ) -> EnrichedContact:
-    """Mask, segment, score; join the customer profile (by the pseudonymous id)."""
+    """Mask, segment, score sentiment (score and 3-class label); join the customer
+    profile (by the pseudonymous id)."""
     return enrich_with_tokens(event, profiles, now)[0]
 
 
@@ -41,7 +48,7 @@ def enrich_with_tokens(
     the most expensive step of text analysis)."""
     masked_text, counts = mask_pii(event.text) if event.text else (event.text, {})
     result = analyze_text(masked_text)
-    sentiment = sentiment_score(masked_text, result.tokens) if masked_text else 0.0
+    sentiment = classify(masked_text, result.tokens) if masked_text else None
     customer_id = safe_id(event.customer_id) if event.customer_id else None
     profile = profiles.get(customer_id) if customer_id else None
     masked_event = event.model_copy(update={"text": masked_text, "customer_id": customer_id})
@@ -52,7 +59,8 @@ def enrich_with_tokens(
         analysis=TextAnalysis(
             language=result.language,
             keywords=list(result.keywords),
-            sentiment=round(max(-1.0, min(1.0, sentiment)), 4),
+            sentiment=sentiment.score if sentiment else 0.0,
+            sentiment_class=SentimentClass(sentiment.label) if sentiment else None,
             pii_masked={kind: n for kind, n in counts.items() if n},
         ),
         enriched_at=now,

@@ -132,6 +132,7 @@ def route(
         language=contact.analysis.language,
         keywords=contact.analysis.keywords,
         sentiment=contact.analysis.sentiment,
+        sentiment_class=contact.analysis.sentiment_class,
         customer_tier=customer.tier if customer else None,
         customer_city=customer.city if customer else None,
         customer_known=contact.customer_known,

