@@ -70,6 +70,8 @@ class ModelVote:
 def is_model_decision(rule_id: str) -> bool:
     """True when a department TagValue was set by the model (or sent to triage by it)."""
     return rule_id.startswith((MODEL_SOURCE + ":", TRIAGE_SOURCE + ":"))
+
+
 _KW_SEP = "\x1f"  # joins analysis keywords so a term cannot match across two of them
 
 

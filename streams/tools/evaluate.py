@@ -451,6 +451,8 @@ def report_json(report: EvalReport) -> dict[str, object]:
             for it in report.items
         ],
     }
+
+
 def format_sentiment_confusion(report: EvalReport) -> list[str]:
     """3-class sentiment per split: recall per class and the confusion matrix
     (rows gold, columns predicted), in SENTIMENT_CLASSES order."""
