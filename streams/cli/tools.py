@@ -26,9 +26,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rules = load_rules(args.rules or settings.rules_path)
     if args.file is not None:
         try:
-            report = evaluate_file(
-                args.file, rules, prepare=enrich_text, contact_sentiment=True
-            )
+            report = evaluate_file(args.file, rules, prepare=enrich_text, contact_sentiment=True)
         except (OSError, ValueError) as exc:
             raise UserError(f"{args.file}: {exc}") from None
         print(format_report(report, per_class=args.per_class, max_misses=args.misses))
