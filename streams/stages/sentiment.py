@@ -1,4 +1,11 @@
-"""Sentiment of a contact text as a score in [-1, 1].
+"""The review scorer: sentiment of a text as a score in [-1, 1], no neutral class.
+
+Enrichment no longer emits this score directly: the 3-class contact model
+(:mod:`.sentiment_classes`) reads its features and outputs
+(:func:`review_signals`) and learned on labelled contact texts when a problem
+word is a complaint and when it is an inquiry. This module stays the carrier
+of what the public review corpus taught (which words are opinions, negation,
+degree) and :func:`sentiment_score` stays available for that corpus's figure.
 
 Two parts, added before squashing with ``tanh``:
 

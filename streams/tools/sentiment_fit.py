@@ -13,11 +13,12 @@ Splits, fixed by a hash of each row's ``id``:
   optimistic and is reported as such;
 * **train**: the rest, the only rows the weights see.
 
-The honest figure is a split written later, in styles the training texts do
-not use (``tests/data/voc_independent.jsonl``), scored once with
+The honest figure is a split written by other people, in styles the training
+texts mostly do not use (``tests/data/voc_independent.jsonl``), scored once with
 ``--score FILE``; nothing is chosen on it.
 
-Needs numpy (a runtime dependency anyway); no scikit-learn.
+Needs numpy (the dev extra), no scikit-learn; the worker never imports this
+module (prediction is :mod:`vocflow.streams.stages.sentiment_classes`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -293,7 +295,7 @@ def fit(
         "dev_n": len(dev),
         "labels_train": dict(Counter(y_train)),
         "l2": l2,
-        "l2_grid_dev_accuracy": {r[2]: round(r[0], 4) for r in results},
+        "l2_grid_dev_smoothed_accuracy": {r[2]: round(r[0], 4) for r in results},
         "thresholds": {"pos": th.pos, "neg": th.neg},
         "features": kept,
         "dev": dev_report(paths, out),
@@ -342,10 +344,12 @@ def main(argv: list[str] | None = None) -> int:
         help="labelled training files (default: streams/data/corpus/train-{a,b}.jsonl)",
     )
     args = ap.parse_args(argv)
-    if args.score is not None:
-        print(json.dumps(score_file(args.score), ensure_ascii=False))
-        return 0
-    print(json.dumps(fit(args.corpus), ensure_ascii=False))
+    try:
+        result = score_file(args.score) if args.score is not None else fit(args.corpus)
+    except (OSError, ValueError) as exc:  # a missing or malformed file: say which
+        print(f"sentiment_fit: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, ensure_ascii=False))
     return 0
 
 

@@ -27,6 +27,11 @@ from vocflow.streams.stages.sentiment_classes import (
 )
 from vocflow.streams.stages.tagging import tag
 from vocflow.streams.stages.textanalysis import tokenize
+from vocflow.streams.tools.sentiment_eval import (
+    CONTACT_CHECKS,
+    CONTACT_HOLDOUT,
+    contact_checks_three_class,
+)
 
 # Written for these tests (not in the training corpus). Inquiries that name a
 # problem are the case the review-trained scorer got wrong (issue: 168 of 200
@@ -151,3 +156,10 @@ def test_enrich_and_route_carry_the_class() -> None:
     assert angry.analysis.sentiment_class is SentimentClass.negative
     none = enrich(_event(None), {}, NOW)
     assert (none.analysis.sentiment, none.analysis.sentiment_class) == (0.0, None)
+
+
+def test_contact_checks_three_class_exact() -> None:
+    """The hand-written contact checks of sentiment_eval (never fitted on)."""
+    assert contact_checks_three_class(CONTACT_CHECKS)["accuracy"] == 0.9792
+    holdout = contact_checks_three_class(CONTACT_HOLDOUT)
+    assert (holdout["n"], holdout["accuracy"]) == (70, 0.9286)

@@ -16,6 +16,7 @@ from vocflow.streams.tools.sentiment_fit import (
     fit,
     is_dev,
     load_rows,
+    main,
     score_file,
     three_class,
 )
@@ -147,3 +148,9 @@ def test_shipped_model_independent_figures() -> None:
     assert r["n"] == 500
     assert (r["accuracy"], r["recall_neutral"]) == (0.876, 0.8937)
     assert (r["recall_negative"], r["recall_positive"]) == (0.8528, 0.8854)
+
+
+def test_main_names_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--score", str(tmp_path / "none.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sentiment_fit: error: ") and "none.jsonl" in err
