@@ -114,11 +114,17 @@ class ReadOnlySql:
         self._client: Client | None = None
 
     def settings(self) -> dict[str, Any]:
-        """Per-query ClickHouse settings; ``readonly`` last, after the limits it freezes."""
+        """Per-query ClickHouse settings; ``readonly`` last, after the limits it freezes.
+
+        ``join_use_nulls``: a view's own ``SETTINGS`` clause is silently ignored under
+        ``readonly=1``, and `routed_items` needs NULLs for "not resolved" (without them
+        a LEFT JOIN fills 1970-01-01 and every item reads as resolved). So every query
+        here joins with NULLs, as SQL does."""
         return {
             "max_result_rows": self.max_rows + 1,
             "result_overflow_mode": "break",
             "max_execution_time": self.max_seconds,
+            "join_use_nulls": 1,
             "readonly": 1,
         }
 

@@ -97,6 +97,16 @@ def test_clickhouse_enforces_readonly_and_time(ro: ReadOnlySql, store: ClickHous
         ro.run("SELECT * FROM no_such_table")
 
 
+def test_an_outer_join_gives_nulls_as_the_views_expect(ro: ReadOnlySql) -> None:
+    """routed_items' own SETTINGS join_use_nulls = 1 does not apply under readonly=1:
+    without it here every unresolved item read as resolved through /api/sql."""
+    result = ro.run(
+        "SELECT a.x, b.y FROM (SELECT 1 AS x) AS a "
+        "LEFT JOIN (SELECT 2 AS x, toDateTime('2026-01-01 00:00:00') AS y) AS b ON a.x = b.x"
+    )
+    assert result.rows == [[1, None]]
+
+
 def test_one_query_at_a_time(ro: ReadOnlySql) -> None:
     assert ro._lock.acquire()
     try:
