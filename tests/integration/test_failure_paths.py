@@ -52,9 +52,10 @@ def test_sql_on_a_locked_embedded_clickhouse_says_who_holds_it(tmp_path: Path) -
         env = worker_env("127.0.0.1:1", "lock.", tmp_path, VOCFLOW_CLICKHOUSE_URL=f"chdb://{path}")
         result = vocflow("sql", "SELECT 1", env=env)
         assert result.returncode == 2
+        # no worker answers /api/sql for it here: the message says both
         assert (
-            f"vocflow: error: the embedded ClickHouse at chdb://{path} is open in another "
-            "process" in result.stderr
+            f"vocflow: error: the embedded ClickHouse at chdb://{path} is held by another "
+            "process and no worker answered at http://" in result.stderr
         )
         assert "Traceback" not in result.stderr
     finally:
