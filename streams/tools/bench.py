@@ -47,7 +47,7 @@ from vocflow.streams.tools import broker, goals, procs
 from vocflow.streams.tools.benchstats import percentile
 from vocflow.streams.tools.demo import fetch_json
 from vocflow.streams.tools.simulator import SimConfig, simulate
-from vocflow.streams.tools.traffic import Raw, contact_lifecycle, generate
+from vocflow.streams.tools.traffic import Raw, contact_lifecycle
 from vocflow.streams.tools.workload import Workload, spool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,11 +81,6 @@ PYTHON_PRODUCER_MAX = 200_000
 JAVA_PAYLOADS_MAX = 200_000
 # The stage functions are timed alone on the first records of the workload.
 STAGES_MAX = 50_000
-
-
-def event_mix(n: int, seed: int = 42) -> list[Raw]:
-    """The demo's mix: whole lifecycles, 1 % malformed (a small list: tests, demos)."""
-    return list(itertools.islice(generate(seed=seed, malformed_ratio=0.01, max_bytes=100_000), n))
 
 
 def java_tool(main_class: str, args: list[str], stdin: str | None = None) -> str:
@@ -138,6 +133,7 @@ def bench_broker(settings: Settings, work: Workload, prefix: str) -> Section:
             if kept >= JAVA_PAYLOADS_MAX:
                 break
         payloads = f.name
+    cpu = _children_cpu()
     out = java_tool(
         "org.apache.kafka.tools.ProducerPerformance",
         [
@@ -157,6 +153,7 @@ def bench_broker(settings: Settings, work: Workload, prefix: str) -> Section:
         ],
     )
     os.unlink(payloads)
+    producer_cpu = _children_cpu() - cpu
     last = out.strip().splitlines()[-1]
     m = re.search(
         r"([\d.]+) records/sec \(([\d.]+) MB/sec\).*?([\d.]+) ms avg latency.*?"
@@ -169,10 +166,12 @@ def bench_broker(settings: Settings, work: Workload, prefix: str) -> Section:
                 "Java producer",
                 float(m.group(1)),
                 "events/s",
-                f"{m.group(2)} MB/s, p99 latency {m.group(4)} ms",
+                f"{m.group(2)} MB/s, p99 latency {m.group(4)} ms; "
+                f"{_per_1k(producer_cpu, work.events)} (JVM start included)",
                 key="broker.java_producer",
             )
         )
+    cpu = _children_cpu()
     out = java_tool(
         "org.apache.kafka.tools.ConsumerPerformance",
         [
@@ -192,29 +191,43 @@ def bench_broker(settings: Settings, work: Workload, prefix: str) -> Section:
             "Java consumer",
             float(row[5]),
             "events/s",
-            f"{float(row[3]):.1f} MB/s",
+            f"{float(row[3]):.1f} MB/s; "
+            f"{_per_1k(_children_cpu() - cpu, work.events)} (JVM start included)",
             key="broker.java_consumer",
         )
     )
     topic_py = f"{prefix}bench.python"
     _create(settings, topic_py)
     producer = kafka_clients.producer(settings, linger_ms=5, batch_size=262144)
-    started = time.perf_counter()
-    for r in tqdm(work.records(python_n), desc="kafka-python produce", unit="ev", leave=False):
+    started, cpu = time.perf_counter(), time.process_time()
+    for r in tqdm(
+        work.records(python_n), total=python_n, desc="kafka-python produce", unit="ev", leave=False
+    ):
         producer.send(topic_py, key=r.key, value=r.value)
     producer.flush()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     producer.close()
     section.results.append(
         Result(
             "kafka-python producer",
             python_n / elapsed,
             "events/s",
-            f"acks=all, linger 5 ms, {python_n:,} records",
+            f"acks=all, linger 5 ms, {python_n:,} records; {_per_1k(cpu, python_n)} "
+            "(the bench process, reading the workload file included)",
             key="broker.python_producer",
         )
     )
     return section
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children (the Java tools)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _per_1k(cpu: float, events: int) -> str:
+    return f"CPU {cpu / events * 1000:.3f} s per 1,000 events" if events else "CPU n/a"
 
 
 def _create(settings: Settings, topic: str) -> None:
@@ -763,6 +776,7 @@ def _freshness_run(
         # ... and its routing decision reach the facts agent (not fatal: a stage count).
         _wait_for(poller, lambda v: v.get("facts", 0) >= len(warm) + 1, 10.0)
         base = poller.last()
+        cpu0 = cpu_seconds(proc.pid)
         batches = _publish_live(producer, topic, contacts_per_s, seconds, seed)
         last = batches[-1]
         drain = FRESHNESS_DRAIN_S
@@ -770,11 +784,13 @@ def _freshness_run(
             poller,
             lambda v: (
                 v.get("kpi", 0) >= base.get("kpi", 0) + last.contacts
+                and v.get("api_kpi", 0) >= base.get("api_kpi", 0) + last.contacts
                 and v.get("clickhouse", 0) >= base.get("clickhouse", 0) + last.events
             ),
             drain,
         )
         time.sleep(2 * FRESHNESS_POLL_S)
+        cpu1 = cpu_seconds(proc.pid)
     finally:
         poller.halt.set()
         producer.close()
@@ -795,7 +811,9 @@ def _freshness_run(
             "events/s",
             f"{last.contacts:,} new contacts ({last.contacts / duration:,.1f}/s, Poisson "
             f"arrivals) and {last.events:,} events in {duration:.0f} s, {len(batches):,} "
-            f"batches; send failures: {sum(b.failed for b in batches)}; when the last batch "
+            f"batches; send failures: {sum(b.failed for b in batches)}; worker "
+            f"{_per_1k(cpu1 - cpu0, last.events)} (idle work included: KPI rounds, "
+            "polls); when the last batch "
             f"was sent the worker had consumed {consumed:,.0f} of them; machine load "
             f"average (1 min) at the end: {load:.1f}",
         )
