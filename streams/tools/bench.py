@@ -1072,6 +1072,7 @@ def _day_run(
     prefix: str,
     data: Path,
     config: SimConfig,
+    marks: list[int],
     key: str,
     label: str,
     extra: dict[str, str],
@@ -1080,7 +1081,6 @@ def _day_run(
     from vocflow.streams.tools.simulator.publish import publish
 
     own, _ = _fresh_topics(settings, prefix)
-    marks = _hour_marks(config)
     published = time.perf_counter()
     counts = publish(own, config, customer_ordered=True)
     published = time.perf_counter() - published
@@ -1153,10 +1153,11 @@ def bench_memory_day(
         "events it has consumed, which the day's own timeline turns into the simulated "
         "hour reached. Flat memory shows as a slope near 0 over the second half.",
     )
+    marks = _hour_marks(config)
     for i, (key, label, extra) in enumerate(DAY_VARIANTS):
         run_prefix = f"{prefix.rstrip('.')}d{i}."
         section.results += _day_run(
-            settings, run_prefix, data / f"day{i}", config, key, label, extra
+            settings, run_prefix, data / f"day{i}", config, marks, key, label, extra
         )
     return section
 

@@ -102,3 +102,20 @@ def test_contacts_today_from_an_api_kpis_document() -> None:
     assert kpis_contacts_today(b"not json") is None
     empty = b'{"intervals": {"today": {"by": {"queue": {"contacts": {"_all": {"value": null}}}}}}}'
     assert kpis_contacts_today(empty) is None
+
+
+def test_hour_marks_count_the_contact_events_of_each_simulated_hour() -> None:
+    from itertools import pairwise
+
+    from vocflow.streams.tools.bench import _hour_marks
+    from vocflow.streams.tools.simulator import SimConfig, simulate
+
+    config = SimConfig(seed=3, contacts_per_day=600, duration_hours=3.0, start_hour=9.0)
+    contacts = [r for r in simulate(config) if r.kind == "contact"]
+    marks = _hour_marks(config)
+    assert len(marks) == 4
+    assert marks[0] == 0
+    assert marks[-1] == len(contacts)  # late lifecycle events count in the last hour
+    first_hour = sum((r.at - config.start).total_seconds() < 3600 for r in contacts)
+    assert marks[1] == first_hour
+    assert all(a <= b for a, b in pairwise(marks))
