@@ -952,11 +952,12 @@ def _latency_run(
                 f"latency: warm-up contact never reached a department topic "
                 f"({consumer.error or 'no error'}); worker log:\n{proc.log_tail()}"
             )
-        records = simulated_events(
-            math.floor(rate * seconds) + 1, seed=seed, id_prefix=f"l{prefix}"
+        # Generated beforehand: the paced loop only sends.
+        records = list(
+            simulated_events(math.floor(rate * seconds) + 1, seed=seed, id_prefix=f"l{prefix}")
         )
         cpu0 = cpu_seconds(proc.pid)
-        paced = publish_paced(settings, raw_topic, records, rate, seconds)
+        paced = publish_paced(settings, raw_topic, iter(records), rate, seconds)
         consumer.wait_for(set(paced.sent), LATENCY_DRAIN_S, lambda: consumer.error is not None)
         cpu1 = cpu_seconds(proc.pid)
         rss = _rss_mib(proc.pid)
