@@ -172,3 +172,21 @@ def test_no_run_needs_check(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
     main(["bench", "--no-run", "--output", str(tmp_path / "x.md")], exit=codes.append)
     assert codes == [2]
     assert "--no-run only goes with --check" in capsys.readouterr().err
+
+
+def test_the_written_file_holds_how_to_read_the_goals_and_the_figures() -> None:
+    from vocflow.streams.tools.bench import render
+
+    sections = [
+        Section("End to end", "how", [Result("rate", 950.0, "events/s", key="e2e.rate")]),
+        Section("Freshness", "how", figures={"freshness.api.p95_s": 6.5}),
+    ]
+    verdicts = check(figures(sections), {"end-to-end", "freshness"})
+    text = render(sections, None, verdicts, ["end-to-end", "freshness"])
+    assert "How to read this:" in text
+    assert "| worker end to end >= 10,000 events/s | >= 10,000 events/s | 950 | FAIL |" in text
+    assert "| rate | 950 | events/s |  |" in text
+    assert goals.read_figures(text) == (
+        {"e2e.rate": 950.0, "freshness.api.p95_s": 6.5},
+        {"end-to-end", "freshness"},
+    )
