@@ -956,24 +956,26 @@ def _latency_run(
         records = list(
             simulated_events(math.floor(rate * seconds) + 1, seed=seed, id_prefix=f"l{prefix}")
         )
-        cpu0 = cpu_seconds(proc.pid)
+        cpu0, seen0 = cpu_seconds(proc.pid), _consumed(settings)
         paced = publish_paced(settings, raw_topic, iter(records), rate, seconds)
         consumer.wait_for(set(paced.sent), LATENCY_DRAIN_S, lambda: consumer.error is not None)
-        cpu1 = cpu_seconds(proc.pid)
+        cpu1, seen1 = cpu_seconds(proc.pid), _consumed(settings)
         rss = _rss_mib(proc.pid)
     finally:
         consumer.halt.set()
         proc.stop()
     consumer.join(15)
     stats = latency_stats(paced.sent, dict(consumer.arrived))
-    cpu_per_1k = (cpu1 - cpu0) / paced.events * 1000 if paced.events else math.nan
+    consumed = seen1 - seen0
+    cpu_per_1k = (cpu1 - cpu0) / consumed * 1000 if consumed > 0 else math.nan
     key = f"latency.{rate:g}"
     results = [
         Result(
             f"{label}: achieved",
             paced.achieved,
             "events/s",
-            f"{paced.events:,} events in {paced.last - paced.first:.1f} s; send failures: "
+            f"{paced.events:,} events in {paced.last - paced.first:.1f} s, {consumed:,.0f} "
+            f"consumed by the worker by the end; send failures: "
             f"{paced.failed}; worker CPU {cpu_per_1k:.3f} s per 1,000 events, peak RSS "
             f"{rss:.0f} MiB; machine load average (1 min) at the end: {os.getloadavg()[0]:.1f}",
             key=f"{key}.achieved",
@@ -982,7 +984,8 @@ def _latency_run(
             f"{label}: worker CPU per 1,000 events",
             cpu_per_1k,
             "CPU s",
-            "from the first paced send to the last envelope (or the end of the drain)",
+            "CPU seconds from the first paced send to the last envelope (or the end of the "
+            "drain) over the events the worker consumed meanwhile",
             fmt=".3f",
             key=f"{key}.cpu_per_1k",
         ),
@@ -1009,6 +1012,12 @@ def _latency_run(
     if consumer.error is not None:
         results[0].note += f"; department consumer failed: {consumer.error}"
     return results
+
+
+def _consumed(settings: Settings) -> float:
+    """Records the benchmarked worker's normalize stage has consumed so far."""
+    stats = fetch_json(f"{settings.web_url}/api/stats")
+    return float(stats.get("stages", {}).get("normalize", {}).get("in", 0))
 
 
 def _ms(x: float) -> str:
@@ -1422,5 +1431,6 @@ def run_bench(
     output.write_text(render(sections, work, verdicts, run), encoding="utf-8")
     for section in sections:
         for r in section.results:
-            print(f"{section.title[:30]:<30} {r.name[:60]:<60} {r.value:>12{r.fmt}} {r.unit}")
+            value = f"{r.value:{r.fmt}}" if math.isfinite(r.value) else "not seen"
+            print(f"{section.title[:30]:<30} {r.name[:60]:<60} {value:>12} {r.unit}")
     return output, verdicts
