@@ -64,6 +64,12 @@ class Result:
     fmt: str = ",.0f"  # format of the value column
     key: str = ""  # the figure's stable name for the goals (streams/tools/goals.py)
 
+    def shown(self) -> str:
+        """The value as the table shows it: inf is a latency never seen, nan no figure."""
+        if math.isnan(self.value):
+            return "n/a"
+        return f"{self.value:{self.fmt}}" if math.isfinite(self.value) else "not seen"
+
 
 @dataclass
 class Section:
@@ -1340,7 +1346,7 @@ def render(
             "|---|---:|---|---|",
         ]
         for r in section.results:
-            value = f"{r.value:{r.fmt}}" if math.isfinite(r.value) else "not seen"
+            value = r.shown()
             lines.append(f"| {r.name} | {value} | {r.unit} | {r.note} |")
         lines.append("")
     lines += [goals.figures_block(figures(sections), run), ""]
@@ -1431,6 +1437,6 @@ def run_bench(
     output.write_text(render(sections, work, verdicts, run), encoding="utf-8")
     for section in sections:
         for r in section.results:
-            value = f"{r.value:{r.fmt}}" if math.isfinite(r.value) else "not seen"
+            value = r.shown()
             print(f"{section.title[:30]:<30} {r.name[:60]:<60} {value:>12} {r.unit}")
     return output, verdicts
