@@ -1,9 +1,19 @@
 """`vocflow bench`: measured speed of the broker, the stages and the whole pipeline,
-and freshness (event occurred -> visible in the worker's /metrics).
+beside a plain aiokafka loop on the same records; latency, freshness and memory.
+
+Sections, in the order they run: the broker's own rate (Java tools), the stage
+functions alone, webhook ingestion, the plain aiokafka baseline
+(streams/tools/baseline.py) and the worker end to end on the same workload
+(streams/tools/workload.py: simulated contact events spooled to a file, so a
+million of them cost no memory), latency raw -> department topic at fixed offered
+rates (streams/tools/latency.py), freshness (event occurred -> /metrics and
+/api/kpis), and memory over a simulated day. Every rate has the CPU seconds per
+1,000 events beside it: on a shared machine that figure holds still.
 
 Results are written to docs/benchmarks.md with the date, git revision and
-machine, so speed claims are always tied to a run. Tests never assert
-timings; this is where they live.
+machine, so speed claims are always tied to a run, with the goals of the
+performance issue judged on top (streams/tools/goals.py, `--check`). Tests never
+assert timings; this is where they live.
 """
 
 from __future__ import annotations
