@@ -489,6 +489,7 @@ def bench_end_to_end(settings: Settings, work: Workload, prefix: str, data: Path
             key="e2e.peak_rss_mib",
         ),
     ]
+    section.figures["workload.text_share"] = work.text_share
     return section
 
 

@@ -60,6 +60,15 @@ def _mb(mb: float) -> float:
 
 GOALS: tuple[Goal, ...] = (
     Goal(
+        "workload.text_share",
+        "the end-to-end workload: >= 20 % of its events with customer text",
+        ">=",
+        0.20,
+        "share",
+        ("end-to-end",),
+        ".1%",
+    ),
+    Goal(
         "e2e.rate",
         "worker end to end >= 10,000 events/s",
         ">=",
