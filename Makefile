@@ -65,7 +65,7 @@ test: setup
 	$(BIN)/vocflow schemas --check
 	@mkdir -p test-output; \
 	$(BIN)/python -m tests.clock_matrix > test-output/clock-matrix.log 2>&1 & matrix=$$!; \
-	main=0; $(BIN)/pytest -m "not clock" $(PYTEST_ARGS) || main=$$?; \
+	main=0; $(BIN)/pytest -m "not clock" --durations=25 $(PYTEST_ARGS) || main=$$?; \
 	clock=0; wait $$matrix || clock=$$?; \
 	echo; echo "=== clock matrix (test-output/clock-matrix.log) ==="; cat test-output/clock-matrix.log; \
 	echo "suite at the real time: exit $$main; clock matrix: exit $$clock"; \

@@ -36,7 +36,7 @@ DAY = SimConfig(
     start_date=date(2026, 11, 24),
     start_hour=0.0,
     duration_hours=24.0,
-    contacts_per_day=2_000,
+    contacts_per_day=1_200,
     customers=2_000,
 )
 RESTRICTED = ("contacts.raw", "contacts.voc")

@@ -41,107 +41,104 @@ def test_reassigned_needs_a_different_target() -> None:
         Resolution(**base, outcome="resolved", reassigned_to="billing")
 
 
-def test_correction_to_label_store_to_training_line(tmp_path: Path) -> None:
-    store = ClickHouseStore(f"chdb://{tmp_path / 'ch'}", "vocflow")
-    try:
-        store.migrate()
-        routing_cols = [
-            "envelope_id",
+def test_correction_to_label_store_to_training_line(store: ClickHouseStore, tmp_path: Path) -> None:
+    """On the session's chdb path (one process opens one chdb path), a database of its own."""
+    routing_cols = [
+        "envelope_id",
+        "contact_id",
+        "channel",
+        "event_type",
+        "queue",
+        "occurred_at",
+        "routed_at",
+        "department",
+        "department_rule",
+        "text",
+        "sla_due_at",
+        "rules_version",
+    ]
+    store.insert(
+        "routing_log",
+        routing_cols,
+        [
+            [
+                "e1",
+                "c1",
+                "chat",
+                "message",
+                "",
+                AT,
+                AT,
+                "network",
+                "model:m1",
+                "宽带账单多扣了30元",
+                AT,
+                "r1",
+            ],
+            [
+                "e2",
+                "c2",
+                "chat",
+                "message",
+                "",
+                AT,
+                AT,
+                "network",
+                "network.broadband",
+                "宽带断了",
+                AT,
+                "r1",
+            ],
+        ],
+        token="t1",
+    )
+    res = Resolution(
+        event_id="r-1",
+        contact_id="c1",
+        department="network",
+        outcome="reassigned",
+        reassigned_to="billing",
+        resolved_at=AT,
+        source="noc",
+    )
+    store.insert(
+        "resolutions",
+        [
+            "event_id",
             "contact_id",
-            "channel",
-            "event_type",
-            "queue",
-            "occurred_at",
-            "routed_at",
             "department",
-            "department_rule",
-            "text",
-            "sla_due_at",
-            "rules_version",
-        ]
-        store.insert(
-            "routing_log",
-            routing_cols,
+            "outcome",
+            "resolved_at",
+            "note",
+            "source",
+            "reassigned_to",
+            "kafka_partition",
+            "kafka_offset",
+        ],
+        [
             [
-                [
-                    "e1",
-                    "c1",
-                    "chat",
-                    "message",
-                    "",
-                    AT,
-                    AT,
-                    "network",
-                    "model:m1",
-                    "宽带账单多扣了30元",
-                    AT,
-                    "r1",
-                ],
-                [
-                    "e2",
-                    "c2",
-                    "chat",
-                    "message",
-                    "",
-                    AT,
-                    AT,
-                    "network",
-                    "network.broadband",
-                    "宽带断了",
-                    AT,
-                    "r1",
-                ],
-            ],
-            token="t1",
-        )
-        res = Resolution(
-            event_id="r-1",
-            contact_id="c1",
-            department="network",
-            outcome="reassigned",
-            reassigned_to="billing",
-            resolved_at=AT,
-            source="noc",
-        )
-        store.insert(
-            "resolutions",
-            [
-                "event_id",
-                "contact_id",
-                "department",
-                "outcome",
-                "resolved_at",
-                "note",
-                "source",
-                "reassigned_to",
-                "kafka_partition",
-                "kafka_offset",
-            ],
-            [
-                [
-                    res.event_id,
-                    res.contact_id,
-                    res.department,
-                    res.outcome.value,
-                    res.resolved_at,
-                    "",
-                    res.source,
-                    res.reassigned_to,
-                    0,
-                    0,
-                ]
-            ],
-            token="t2",
-        )
-        rows = store.query_dicts(
-            "SELECT contact_id, text, channel, department, routed_department, decided_by "
-            "FROM vocflow.department_labels"
-        )
-        misroutes = store.query(
-            "SELECT department, routed, reassigned, misroute_rate FROM vocflow.department_misroutes"
-        )
-    finally:
-        store.close()
+                res.event_id,
+                res.contact_id,
+                res.department,
+                res.outcome.value,
+                res.resolved_at,
+                "",
+                res.source,
+                res.reassigned_to,
+                0,
+                0,
+            ]
+        ],
+        token="t2",
+    )
+    rows = store.query_dicts(
+        "SELECT contact_id, text, channel, department, routed_department, decided_by "
+        f"FROM {store.database}.department_labels"
+    )
+    misroutes = store.query(
+        "SELECT department, routed, reassigned, misroute_rate "
+        f"FROM {store.database}.department_misroutes"
+    )
     assert [labels_line(r) for r in rows] == [
         {
             "id": "correction-c1",
