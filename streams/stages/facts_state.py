@@ -14,12 +14,16 @@ tombstone, so a worker's memory and its restore time do not grow with every
 contact it ever saw. Its numbers stay in ClickHouse; an event arriving even
 later starts a new fact whose version is below the stored one, so the sink keeps
 the stored fact and does not count the late event (docs/kpis.md). Event time,
-never the wall clock: a replay of last month forgets as the live run did. The
-scan runs when event time has moved on by `EVICT_EVERY`.
+never the wall clock: a replay of last month forgets as the live run did.
+Eviction runs when event time has moved on by `EVICT_EVERY_MS` and takes the
+idlest facts from a heap ordered by last activity (a scan of every fact held
+cost more the longer the TTL). A fact is serialized for the changelog once per
+batch, when the journal is taken, not at every event that changed it.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -41,14 +45,27 @@ class FactsState:
     newest_ms: int = 0  # latest event time folded: the clock of eviction
     evicted_at_ms: int = 0
     evicted: int = 0  # facts forgotten so far
-    journal: dict[bytes, bytes | None] = field(default_factory=dict)
+    journal: dict[bytes, ContactFact | None] = field(default_factory=dict)
+    # (last activity ms, contact id) per write; entries superseded since are skipped
+    _heap: list[tuple[int, str]] = field(default_factory=list, repr=False, compare=False)
 
     def get(self, contact_id: str) -> ContactFact | None:
         return self.facts.get(contact_id)
 
     def put(self, fact: ContactFact) -> None:
         self.facts[fact.contact_id] = fact
-        self.journal[fact.contact_id.encode()] = orjson.dumps(fact.to_dict())
+        self.journal[fact.contact_id.encode()] = fact
+        if (last := fact.last_activity_ms) is not None:
+            heapq.heappush(self._heap, (last, fact.contact_id))
+            if len(self._heap) > 4 * len(self.facts) + 1024:
+                self._rebuild_heap()
+
+    def _rebuild_heap(self) -> None:
+        """One entry per fact again (superseded entries pile up for busy contacts)."""
+        self._heap = [
+            (last, cid) for cid, f in self.facts.items() if (last := f.last_activity_ms) is not None
+        ]
+        heapq.heapify(self._heap)
 
     def observe(self, at_ms: int) -> None:
         """Event time has reached `at_ms`: maybe forget the facts idle too long."""
@@ -59,19 +76,23 @@ class FactsState:
             return
         self.evicted_at_ms = at_ms
         cutoff = at_ms - self.ttl_ms
-        idle = [
-            cid
-            for cid, fact in self.facts.items()
-            if (last := fact.last_activity_ms) is not None and last < cutoff
-        ]
-        for cid in idle:
-            del self.facts[cid]
-            self.journal[cid.encode()] = None
-        self.evicted += len(idle)
+        evicted = 0
+        heap = self._heap
+        while heap and heap[0][0] < cutoff:
+            last, cid = heapq.heappop(heap)
+            fact = self.facts.get(cid)
+            if fact is not None and fact.last_activity_ms == last:
+                del self.facts[cid]
+                self.journal[cid.encode()] = None
+                evicted += 1
+        self.evicted += evicted
 
     def take_journal(self) -> list[Record]:
         """The changelog records since the last call, one per changed contact."""
-        records = list(self.journal.items())
+        records = [
+            (key, None if fact is None else orjson.dumps(fact.to_dict()))
+            for key, fact in self.journal.items()
+        ]
         self.journal.clear()
         return records
 
@@ -88,3 +109,4 @@ class FactsState:
                 if last is not None and last > self.newest_ms:
                     self.newest_ms = last
         self.evicted_at_ms = self.newest_ms
+        self._rebuild_heap()

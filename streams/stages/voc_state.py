@@ -16,13 +16,17 @@ older than the newest event of the partition, a routed contact two
 `ROUTED_MEMORY` after its event. Two, not one: a partition of contacts.voc
 interleaves customers whose events normalize produced from different raw
 partitions, so during a backlog its newest event time runs ahead of a slower
-customer's; the second window is that customer's grace. The scan runs when
-event time has moved on by `EXPIRE_EVERY`.
+customer's; the second window is that customer's grace. Expiry runs when event
+time has moved on by `EXPIRE_EVERY`, and takes the oldest entries from a heap
+ordered by time: scanning every entry each simulated minute was a sixth of the
+stage's CPU during a backlog (a day of contacts held, a minute of event time
+per few hundred records).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -52,6 +56,10 @@ class VocState:
     newest_ms: int = 0
     expired_at_ms: int = 0
     journal: dict[bytes, bytes | None] = field(default_factory=dict)
+    # (time in ms, key) of every entry as written; an entry superseded since (a newer
+    # time for the key, or deleted) is skipped when it comes up
+    _issue_heap: list[tuple[int, str]] = field(default_factory=list, repr=False, compare=False)
+    _routed_heap: list[tuple[int, str]] = field(default_factory=list, repr=False, compare=False)
 
     def last_issue(self, key: str) -> LastIssue | None:
         return self.issues.get(key)
@@ -63,11 +71,13 @@ class VocState:
         if self.issues.get(key) == issue:
             return
         self.issues[key] = issue
+        heapq.heappush(self._issue_heap, (_ms(issue.at), key))
         self.journal[ISSUE_PREFIX + key.encode()] = orjson.dumps(issue.to_json())
 
     def remember_routed(self, contact_id: str, department: str, at: datetime) -> None:
         entry = (department, _ms(at))
         self.routed[contact_id] = entry
+        heapq.heappush(self._routed_heap, (entry[1], contact_id))
         self.journal[ROUTED_PREFIX + contact_id.encode()] = orjson.dumps(
             {"department": department, "at_ms": entry[1]}
         )
@@ -86,8 +96,14 @@ class VocState:
         self.expired_at_ms = self.newest_ms
         issue_limit = self.newest_ms - 2 * self.window / timedelta(milliseconds=1)
         routed_limit = self.newest_ms - 2 * ROUTED_MEMORY / timedelta(milliseconds=1)
-        old_issues = [k for k, v in self.issues.items() if _ms(v.at) < issue_limit]
-        old_routed = [k for k, (_, ms) in self.routed.items() if ms < routed_limit]
+        old_issues = _pop_older(
+            self._issue_heap,
+            issue_limit,
+            lambda k: _ms(i.at) if (i := self.issues.get(k)) else None,
+        )
+        old_routed = _pop_older(
+            self._routed_heap, routed_limit, lambda k: r[1] if (r := self.routed.get(k)) else None
+        )
         for key in old_issues:
             del self.issues[key]
             self.journal[ISSUE_PREFIX + key.encode()] = None
@@ -119,7 +135,25 @@ class VocState:
                 assert issue is not None
                 self.issues[name] = issue
                 self.newest_ms = max(self.newest_ms, _ms(issue.at))
+                self._issue_heap.append((_ms(issue.at), name))
             else:
                 self.routed[name] = (body["department"], int(body["at_ms"]))
                 self.newest_ms = max(self.newest_ms, int(body["at_ms"]))
+                self._routed_heap.append((int(body["at_ms"]), name))
+        heapq.heapify(self._issue_heap)
+        heapq.heapify(self._routed_heap)
         self.expire()  # its deletions are journalled: the next transaction writes them
+
+
+def _pop_older(
+    heap: list[tuple[int, str]], limit: float, current: Callable[[str], int | None]
+) -> list[str]:
+    """Keys whose current time (`current(key)`, None when gone) is below `limit`,
+    popped from `heap` oldest first; heap entries superseded since are dropped.
+    Each entry is popped once: the cost follows what expires, not what is held."""
+    old: dict[str, None] = {}  # ordered; a key written twice at the same time is one
+    while heap and heap[0][0] < limit:
+        ms, key = heapq.heappop(heap)
+        if current(key) == ms:
+            old[key] = None
+    return list(old)

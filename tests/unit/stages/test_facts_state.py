@@ -55,3 +55,22 @@ def test_the_scan_waits_until_event_time_moved_on() -> None:
     assert "old" in state.facts
     state.observe(T0 + EVICT_EVERY_MS)
     assert "old" not in state.facts
+
+
+def test_a_fact_active_again_is_evicted_by_its_latest_activity_only() -> None:
+    """Eviction pops the idlest first: an older write of a fact active since does
+    not evict it, and superseded writes do not pile up without bound."""
+    state = FactsState(ttl_ms=1 * HOUR_MS)
+    state.put(fact("a", T0))
+    state.put(fact("b", T0))
+    state.put(fact("a", T0 + HOUR_MS, version=2))  # active again an hour later
+    state.observe(T0)
+    state.take_journal()
+    state.observe(T0 + HOUR_MS + EVICT_EVERY_MS)
+    assert set(state.facts) == {"a"} and state.evicted == 1
+    assert state.take_journal() == [(b"b", None)]
+    for n in range(3000):  # one busy contact written again and again
+        state.put(fact("a", T0 + HOUR_MS + n, version=3 + n))
+    assert len(state._heap) <= 4 * len(state.facts) + 1024
+    state.observe(T0 + 3 * HOUR_MS + 2 * EVICT_EVERY_MS)
+    assert state.facts == {} and state.evicted == 2

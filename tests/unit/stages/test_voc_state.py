@@ -68,3 +68,24 @@ def test_restore_replays_the_changelog_in_order_and_journals_what_is_already_too
     # c1's entries are three days older than c2's: forgotten, and their tombstones
     # go out with the next transaction so the compacted changelog forgets them too.
     assert state.take_journal() == [(b"i|C1|billing", None), (b"r|c1", None)]
+
+
+def test_an_entry_written_again_is_forgotten_by_its_latest_time_only() -> None:
+    """Expiry pops entries oldest first: an entry written again later (a newer
+    issue of the same key, a second write at the same time) is judged by its
+    latest time, and forgotten once."""
+    state = VocState(WINDOW)
+    state.remember_issue("C1|billing", LastIssue("c1", T0))
+    state.remember_issue("C1|billing", LastIssue("c2", T0 + timedelta(hours=3)))
+    state.remember_issue("C2|network", LastIssue("c3", T0))
+    state.remember_issue("C2|network", LastIssue("c4", T0))  # same time, other contact
+    state.remember_routed("c1", "billing", T0)
+    state.remember_routed("c1", "billing", T0 + timedelta(hours=3))
+    state.take_journal()
+    state.observe(T0 + 2 * WINDOW + timedelta(minutes=1))
+    assert state.last_issue("C1|billing") == LastIssue("c2", T0 + timedelta(hours=3))
+    assert state.already_routed("c1")
+    assert state.take_journal() == [(b"i|C2|network", None)]
+    state.observe(T0 + 2 * WINDOW + timedelta(hours=3, minutes=1))  # = two ROUTED_MEMORY
+    assert state.take_journal() == [(b"i|C1|billing", None), (b"r|c1", None)]
+    assert state.issues == {} and state.routed == {}
