@@ -974,14 +974,16 @@ LATENCY_DRAIN_S = 30.0  # after the last send, envelopes are awaited this long a
 
 
 def _fresh_topics(settings: Settings, prefix: str) -> tuple[Settings, list[str]]:
-    """Create a run's topics (department topics too); (its settings, dept topic names)."""
+    """Create a run's topics (department topics too); (its settings, the names of the
+    topics a routing decision lands on: every department's, and contacts.triage for
+    the items the department model was unsure of)."""
     own = settings.model_copy(update={"topic_prefix": prefix})
     rules = load_rules(settings.rules_path)
     specs = tuple(T.department_spec(d) for d in rules.departments)
     ensure_topics(own)
     ensure_topics(own, specs)
     _wait_topics_visible(own)
-    return own, [T.Topics(own).name(spec) for spec in specs]
+    return own, [T.Topics(own).name(spec) for spec in (*specs, T.TRIAGE)]
 
 
 def _latency_run(
