@@ -88,6 +88,10 @@ class IntervalKpis(KpiSet):
     complaint_ratio: KpiGroups
     first_response_breach_ratio: KpiGroups
     resolution_breach_ratio: KpiGroups
+    misroute_ratio: KpiGroups = Field(
+        description="Routed items their department reassigned / items routed to it; "
+        "filled for 'today' only (corrections come hours after the routing)."
+    )
 
 
 class NowKpis(KpiSet):

@@ -88,6 +88,9 @@ LISTS: dict[str, Selection] = {
     "backlog": Selection("backlog", "numerator", doc="async, received and not resolved"),
     "first_response_breached": Selection("first_response_breach_rate", "numerator"),
     "resolution_breached": Selection("resolution_breach_rate", "numerator"),
+    "misrouted": Selection(
+        "misroute_rate", "numerator", doc="routed items their department reassigned"
+    ),
 }
 # KPI aggregation across contacts when it is not the sum.
 _MAX_KPIS = frozenset({"oldest_waiting"})

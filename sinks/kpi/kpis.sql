@@ -166,3 +166,29 @@ FROM (
     WHERE received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {end:DateTime64(3, 'UTC')}
 )
 GROUP BY {sets};
+
+-- name: misroutes
+-- Misroute rate (per department) = items routed in the interval that the
+-- department they were routed to answered "not ours -> X" (a Resolution with
+-- outcome 'reassigned') by {at} / items routed in the interval. The last routing
+-- of a contact counts (routing_log FINAL); a correction counts once per item and
+-- only from the department the item was routed to (a stale one from another
+-- department is ignored): the view department_misroutes
+-- (sinks/clickhouse/ddl/008_department_labels.sql) and streams/kpi/misroute.py,
+-- here per interval and as of {at}. Queue and channel are the routing's own. IN
+-- rather than a JOIN, so the counts cannot depend on `join_use_nulls` (which the
+-- drill-down's page query sets).
+SELECT {by}, {grp},
+    sum(reassigned) AS misroute_rate__numerator, count() AS misroute_rate__denominator,
+    count() AS misroute_rate__population
+FROM (
+    SELECT contact_id, queue, channel, department,
+        toUInt8((contact_id, department) IN (
+            SELECT contact_id, department
+            FROM {db}.resolutions FINAL
+            WHERE outcome = 'reassigned' AND resolved_at <= {at:DateTime64(3, 'UTC')}
+        )) AS reassigned
+    FROM {db}.routing_log FINAL
+    WHERE routed_at >= {start:DateTime64(3, 'UTC')} AND routed_at < {end:DateTime64(3, 'UTC')}
+)
+GROUP BY {sets};

@@ -60,6 +60,7 @@ UNITS: dict[str, Unit] = {
     "backlog": "count",
     "first_response_breach_rate": "ratio",
     "resolution_breach_rate": "ratio",
+    "misroute_rate": "ratio",
 }
 # {by: {kpi: {group: Kpi}}}
 Result = dict[str, dict[str, dict[str, Kpi]]]

@@ -4,9 +4,11 @@ A department that answers "not ours -> X" (Resolution outcome ``reassigned``)
 says routing was wrong for that item. misroute rate(D) = items routed to D
 that D reassigned / items routed to D. It is the routing's precision seen from
 the departments, on live traffic rather than on a labelled set; the same
-corrections are the department model's new training labels. The ClickHouse
-view `department_misroutes` (sinks/clickhouse/ddl/008_department_labels.sql)
-computes the same per routing day; this function is its reference.
+corrections are the department model's new training labels. The KPI service
+computes it live (named query `misroutes`, sinks/kpi/kpis.sql; `today` in
+/api/kpis and `vocflow_misroute_ratio`), the ClickHouse view
+`department_misroutes` (sinks/clickhouse/ddl/008_department_labels.sql) per
+routing day; this function is their reference.
 """
 
 from __future__ import annotations

@@ -242,7 +242,7 @@ def test_every_domain_kpi_has_a_named_query() -> None:
         "fcr_survey",
         "complaint_rate",
     }
-    assert {"interval", "fcr", "waiting", "backlog", "sla_breaches"} <= names
+    assert {"interval", "fcr", "waiting", "backlog", "sla_breaches", "misroutes"} <= names
 
 
 def test_the_sql_document_equals_the_python_document(loaded: Any) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from tests.unit.kpi import gen
 from tests.unit.kpi.test_kpi_sql import DAY, SETTINGS, contacts, fold_with_deltas, store_facts
+from tests.unit.sinks.routings import answer, envelope, store_routings
 from vocflow.sinks.clickhouse.store import ClickHouseStore
 from vocflow.sinks.clickhouse.tables import ROUTING_LOG
 from vocflow.sinks.kpi import drilldown
@@ -54,7 +55,33 @@ def messages() -> list[bytes]:
 @pytest.fixture()
 def loaded(store: ClickHouseStore, messages: list[bytes]) -> ClickHouseStore:
     store_facts(store, messages, random.Random(SEED))
+    store_routings(store, *routings(), token="routings")
     return store
+
+
+def routings() -> tuple[list[bytes], list[bytes]]:
+    """Routed items every 7 minutes over two days (the misroute rate's rows), across
+    departments, channels and queues (none: `unknown`); every fourth is answered
+    "not ours" 20 minutes later by its department, every fifth "not ours" by another
+    one (a stale correction the KPI ignores)."""
+    departments = ("billing", "network", "complaints")
+    channels = ("email", "phone", "chat")
+    queues = (None, "billing_q", "network_q")
+    routed, answers = [], []
+    for i in range(2 * 24 * 60 // 7):
+        contact, at = f"routed-{i:04d}", DAY + timedelta(minutes=7 * i)
+        own = departments[i % 3]
+        routed.append(envelope(contact, own, at, channels[i // 3 % 3], queues[i // 2 % 3]))
+        if i % 4 == 0:
+            answers.append(
+                answer(f"a-{i}", contact, own, at + timedelta(minutes=20), "sales_retention")
+            )
+        if i % 5 == 0:
+            other = departments[(i + 1) % 3]
+            answers.append(
+                answer(f"s-{i}", contact, other, at + timedelta(minutes=20), "sales_retention")
+            )
+    return routed, answers
 
 
 def ask(store: ClickHouseStore, **query: Any) -> dict[str, Any]:
@@ -115,6 +142,7 @@ def test_named_lists_are_the_kpi_parts(loaded: ClickHouseStore) -> None:
     abandon = kpi_groups(store, "abandonment_rate", iv)[("all", ALL)]
     nps = kpi_groups(store, "nps", iv)[("all", ALL)]
     repeat = kpi_groups(store, "repeat_contact_rate", iv)[("all", ALL)]
+    misroutes = kpi_groups(store, "misroute_rate", iv)[("all", ALL)]
     n = {name: ask(store, kpi=name, interval=text, limit=1)["total"] for name in drilldown.LISTS}
     assert n["abandoned"] == abandon[0] > 0
     assert n["offered"] == abandon[1]
@@ -125,6 +153,7 @@ def test_named_lists_are_the_kpi_parts(loaded: ClickHouseStore) -> None:
     assert n["promoters"] - n["detractors"] == nps[0]
     assert n["promoters"] + n["detractors"] <= nps[1]
     assert n["repeat"] == repeat[0] > 0
+    assert n["misrouted"] == misroutes[0] > 0
     assert n["satisfied"] + n["dissatisfied"] == kpi_groups(store, "csat", iv)[("all", ALL)][1]
 
 
