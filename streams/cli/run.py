@@ -6,7 +6,7 @@ import argparse
 import logging
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vocflow.streams.cli.common import (
     UserError,
@@ -36,13 +36,6 @@ def check_port_free(host: str, port: int, what: str, advice: str) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    import faust
-    import uvloop
-
-    # Measured on the end-to-end bench: +35 % events/s over asyncio's own loop
-    # (the worker spends much of its time in socket writes and callbacks).
-    uvloop.install()
-
     from vocflow.sinks.clickhouse.kafka_sink import ClickHouseSink
     from vocflow.streams.worker.app import create_app
 
@@ -59,7 +52,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
         f"clickhouse {settings.clickhouse_dsn if sink else 'off (run `vocflow sink`)'}",
         flush=True,
     )
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    return run_app(app)
+
+
+def run_app(app: Any) -> int:
+    """Run a worker or sink app (a `VocflowApp`) until SIGTERM/SIGINT."""
+    import faust
+    import uvloop
+
+    # Measured on the end-to-end bench: +35 % events/s over asyncio's own loop
+    # (the worker spends much of its time in socket writes and callbacks).
+    uvloop.install()
+    worker = faust.Worker(app, loglevel=app.settings_.log_level.upper(), quiet=True)
     # Faust's terminal spinner lowers the root logger to DEBUG so that every
     # library formats its debug records: it cost most of the CPU in profiles.
     worker.spinner = None
@@ -79,48 +83,32 @@ def add_worker(sub: Subparsers) -> None:
 
 
 def cmd_sink(args: argparse.Namespace) -> int:
-    import asyncio
-    import signal
-
-    from prometheus_client import start_http_server
-
     from vocflow.sinks.clickhouse.kafka_sink import ClickHouseSink
+    from vocflow.streams.worker.app import create_sink_app
 
-    settings = command_settings(args, setup_logging=True)
-    check_port_free(settings.web_host, settings.web_port, "metrics", WEB_PORT_ADVICE)
-    prepare_kafka(settings)
+    settings = command_settings(args)
+    check_port_free(settings.web_host, settings.web_port, "web", WEB_PORT_ADVICE)
+    rules = load_rules(settings.rules_path)
+    prepare_kafka(settings, list(rules.departments))
     sink = ClickHouseSink(settings, store=open_store(settings))
-    start_http_server(settings.web_port, addr=settings.web_host)
+    app = create_sink_app(settings, sink, rules)
     print(
         f"vocflow sink: {settings.bootstrap_servers} -> {settings.clickhouse_dsn}; "
-        f"metrics {settings.web_url}/metrics",
+        f"metrics {settings.web_url}/metrics, KPIs {settings.web_url}/api/kpis",
         flush=True,
     )
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await sink.start()
-        done = asyncio.ensure_future(sink.wait())
-        await asyncio.wait(
-            [done, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED
-        )
-        await sink.stop()
-
-    asyncio.run(run())
-    return 0
+    return run_app(app)
 
 
 def add_sink(sub: Subparsers) -> None:
     p = sub.add_parser(
         "sink",
-        help="run only the Kafka -> ClickHouse sink",
-        description="Own the ClickHouse connection in a process of its own; "
-        "set VOCFLOW_SINK_ENABLED=false on the workers.",
+        help="run the Kafka -> ClickHouse sink, the KPIs and the API (no stages)",
+        description="Own the ClickHouse connection in a process of its own, with what "
+        "needs it: KPI round, surge detector, backlog poller, /metrics, /api/kpis, "
+        "/api/contacts, /api/sql, /wallboard; set VOCFLOW_SINK_ENABLED=false on the workers.",
     )
-    p.add_argument("--web-port", type=int, help="port of /metrics (default 6066)")
+    p.add_argument("--web-port", type=int, help="port of /metrics and /api (default 6066)")
     p.set_defaults(func=cmd_sink)
 
 

@@ -61,16 +61,25 @@ class ExitGuard(Service):
 
 class VocflowApp(WorkerApp):
     """The worker: the normalize, voc and facts loops, the services beside them
-    (views, sink, KPI refresh, detector, pollers) and the web pages."""
+    (views, sink, KPI refresh, detector, pollers) and the web pages.
+
+    With no stage loops (`create_sink_app`) it is `vocflow sink`: the same
+    services and pages around the sink, so that a deployment of workers without
+    the sink still has one process computing KPIs and answering the API."""
 
     def __init__(
-        self, settings: Settings, sink: ClickHouseSink | None = None, rules: RuleSet | None = None
+        self,
+        settings: Settings,
+        sink: ClickHouseSink | None = None,
+        rules: RuleSet | None = None,
+        stage_loops: tuple[type[TxLoop], ...] = STAGE_LOOPS,  # type: ignore[type-arg]
     ) -> None:
         super().__init__(settings, sink, rules)
         self.services: PipelineServices | None = None
         self.exit_guard: ExitGuard | None = None
+        self.stage_loops = stage_loops
         self.loops: list[TxLoop] = []  # type: ignore[type-arg]
-        self.stage_names = tuple(kind.stage for kind in STAGE_LOOPS)  # what /readyz waits for
+        self.stage_names = tuple(kind.stage for kind in stage_loops)  # what /readyz waits for
         self.topics_ = T.Topics(settings)
         web.register_pages(self)
         register_wallboard(
@@ -90,7 +99,7 @@ class VocflowApp(WorkerApp):
             self.services = PipelineServices(self, loop=self.loop, beacon=self.beacon)
             await self.add_runtime_dependency(self.services)
         if not self.loops:
-            for kind in STAGE_LOOPS:
+            for kind in self.stage_loops:
                 stage = kind(self, self.topics_, loop=self.loop, beacon=self.beacon)
                 self.loops.append(stage)
                 await self.add_runtime_dependency(stage)
@@ -101,3 +110,12 @@ def create_app(
 ) -> VocflowApp:
     """The worker's app (kept as a function: the CLI and tests call it)."""
     return VocflowApp(settings, sink, rules)
+
+
+def create_sink_app(
+    settings: Settings, sink: ClickHouseSink, rules: RuleSet | None = None
+) -> VocflowApp:
+    """`vocflow sink`: the sink with the services of the process that owns ClickHouse
+    (KPI round, detector, backlog and lag pollers, rules view) and the worker's pages
+    (/metrics, /api/kpis, /api/contacts, /api/sql, /wallboard), but no stage loops."""
+    return VocflowApp(settings, sink, rules, stage_loops=())

@@ -132,6 +132,12 @@ def register_pages(app: WorkerApp) -> None:
             for loop in getattr(app, "loops", [])
         ]
         expected = getattr(app, "stage_names", ())
+        if not expected:  # `vocflow sink`: no stages; ready once its views are loaded
+            ready = app.views_loaded.is_set()
+            return self.json(
+                {"status": "ready" if ready else "not_ready", "stages": {}},
+                status=200 if ready else 503,
+            )
         ready, body = readiness.evaluate(states, app.settings_.ready_max_lag, expected)
         return self.json(body, status=200 if ready else 503)
 
