@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import re
 import types
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -98,6 +99,26 @@ def read_text(path: Path, what: str = "config file") -> str:
     except UnicodeDecodeError as exc:
         reason = f"{what} is not UTF-8 text: {exc}"
     raise ConfigFileError([Problem(str(path), None, reason)])
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each non-blank line of a JSON Lines file.
+
+    A line that is not a JSON object is a ValueError naming file and line: the
+    labelled sets and corpora are read with it, and silently skipping a row
+    would move every figure computed from them.
+    """
+    with path.open(encoding="utf-8") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path}:{lineno}: each line must be a JSON object")
+            yield lineno, obj
 
 
 def load(

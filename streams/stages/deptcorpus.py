@@ -10,7 +10,6 @@ figure `vocflow train` prints is the figure the worker checks.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from vocflow.schemas.derived.enriched import EnrichedContact
 from vocflow.schemas.source.contact import Channel
+from vocflow.streams.core.configfile import read_jsonl
 from vocflow.streams.stages.deptmodel import DATA_DIR, DeptModel, features
 from vocflow.streams.stages.enrich import enrich_text_with_tokens
 from vocflow.streams.stages.rules import RuleSet
@@ -67,34 +67,27 @@ def split_of(item_id: str) -> str:
 def load_texts(path: Path, source: str | None = None) -> list[LabelledText]:
     """JSONL lines with id, text, department (+ channel); errors name file and line."""
     rows: list[LabelledText] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from None
-            if not isinstance(obj, dict) or not obj.get("text") or not obj.get("department"):
-                raise ValueError(f"{path}:{lineno}: needs at least text and department")
-            if obj["department"] not in DEPARTMENTS:
-                raise ValueError(
-                    f"{path}:{lineno}: department {obj['department']!r} is not one of "
-                    f"{', '.join(DEPARTMENTS)}"
-                )
-            try:
-                channel = channel_of(str(obj.get("channel") or "chat"))
-            except ValueError as exc:
-                raise ValueError(f"{path}:{lineno}: {exc}") from None
-            rows.append(
-                LabelledText(
-                    id=str(obj.get("id") or f"{path.name}:{lineno}"),
-                    text=str(obj["text"]),
-                    channel=channel,
-                    department=str(obj["department"]),
-                    source=source or path.name,
-                )
+    for lineno, obj in read_jsonl(path):
+        if not obj.get("text") or not obj.get("department"):
+            raise ValueError(f"{path}:{lineno}: needs at least text and department")
+        if obj["department"] not in DEPARTMENTS:
+            raise ValueError(
+                f"{path}:{lineno}: department {obj['department']!r} is not one of "
+                f"{', '.join(DEPARTMENTS)}"
             )
+        try:
+            channel = channel_of(str(obj.get("channel") or "chat"))
+        except ValueError as exc:
+            raise ValueError(f"{path}:{lineno}: {exc}") from None
+        rows.append(
+            LabelledText(
+                id=str(obj.get("id") or f"{path.name}:{lineno}"),
+                text=str(obj["text"]),
+                channel=channel,
+                department=str(obj["department"]),
+                source=source or path.name,
+            )
+        )
     return rows
 
 

@@ -37,7 +37,6 @@ module does not depend on the text-analysis stages; `default_prepare`
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vocflow.schemas.derived.enriched import EnrichedContact, Tags
+from vocflow.streams.core.configfile import read_jsonl
 from vocflow.streams.stages.deptcorpus import channel_of
 from vocflow.streams.stages.deptmodel import DeptModel, features
 from vocflow.streams.stages.rules import RuleSet
@@ -86,38 +86,29 @@ def load_labelled(path: str | Path) -> list[LabelledContact]:
     because silently skipping rows would inflate or deflate every figure."""
     rows: list[LabelledContact] = []
     p = Path(path)
-    with p.open(encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{p}:{lineno}: not valid JSON: {exc.msg}") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{p}:{lineno}: each line must be a JSON object")
-            missing = [k for k in ("text", "channel", "department") if not obj.get(k)]
-            if missing:
-                raise ValueError(f"{p}:{lineno}: missing {', '.join(missing)}")
-            try:
-                channel = channel_of(str(obj["channel"]))
-            except ValueError as exc:
-                raise ValueError(f"{p}:{lineno}: {exc}") from None
-            sentiment = obj.get("sentiment")
-            if sentiment is not None and sentiment not in SENTIMENT_CLASSES:
-                raise ValueError(f"{p}:{lineno}: sentiment must be one of {SENTIMENT_CLASSES}")
-            labels = {f: str(obj[f]) for f in TAG_LABEL_FIELDS if obj.get(f) is not None}
-            rows.append(
-                LabelledContact(
-                    line=lineno,
-                    id=str(obj.get("id", f"line-{lineno}")),
-                    text=str(obj["text"]),
-                    channel=channel,
-                    split=str(obj.get("split", "dev")),
-                    labels=labels,
-                    sentiment=sentiment,
-                )
+    for lineno, obj in read_jsonl(p):
+        missing = [k for k in ("text", "channel", "department") if not obj.get(k)]
+        if missing:
+            raise ValueError(f"{p}:{lineno}: missing {', '.join(missing)}")
+        try:
+            channel = channel_of(str(obj["channel"]))
+        except ValueError as exc:
+            raise ValueError(f"{p}:{lineno}: {exc}") from None
+        sentiment = obj.get("sentiment")
+        if sentiment is not None and sentiment not in SENTIMENT_CLASSES:
+            raise ValueError(f"{p}:{lineno}: sentiment must be one of {SENTIMENT_CLASSES}")
+        labels = {f: str(obj[f]) for f in TAG_LABEL_FIELDS if obj.get(f) is not None}
+        rows.append(
+            LabelledContact(
+                line=lineno,
+                id=str(obj.get("id", f"line-{lineno}")),
+                text=str(obj["text"]),
+                channel=channel,
+                split=str(obj.get("split", "dev")),
+                labels=labels,
+                sentiment=sentiment,
             )
+        )
     return rows
 
 

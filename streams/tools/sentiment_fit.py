@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from vocflow.streams.core.configfile import read_jsonl
 from vocflow.streams.privacy.pii import mask_pii
 from vocflow.streams.stages.sentiment_classes import (
     BIAS,
@@ -78,28 +79,21 @@ def load_rows(paths: Sequence[Path]) -> list[Row]:
     """Rows with a sentiment label; a malformed line names file and line."""
     rows: list[Row] = []
     for path in paths:
-        with path.open(encoding="utf-8") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    obj = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from None
-                label = obj.get("sentiment")
-                if label is None:
-                    continue
-                if label not in LABELS:
-                    raise ValueError(f"{path}:{lineno}: sentiment must be one of {LABELS}")
-                rows.append(
-                    Row(
-                        id=str(obj.get("id") or f"{path.name}:{lineno}"),
-                        text=str(obj.get("text") or ""),
-                        label=label,
-                        style=str(obj.get("style") or ""),
-                        source=path.name,
-                    )
+        for lineno, obj in read_jsonl(path):
+            label = obj.get("sentiment")
+            if label is None:
+                continue
+            if label not in LABELS:
+                raise ValueError(f"{path}:{lineno}: sentiment must be one of {LABELS}")
+            rows.append(
+                Row(
+                    id=str(obj.get("id") or f"{path.name}:{lineno}"),
+                    text=str(obj.get("text") or ""),
+                    label=label,
+                    style=str(obj.get("style") or ""),
+                    source=path.name,
                 )
+            )
     return rows
 
 
