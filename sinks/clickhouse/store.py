@@ -131,7 +131,9 @@ class ClickHouseStore:
         # None: one server or the embedded engine, the DDL files as written; a
         # name: their ON CLUSTER / Replicated / Distributed form (cluster.py).
         self.cluster = cluster
-        self._lock = threading.Lock()
+        # Reentrant: a caller may hold `lock` around its own insert or query
+        # to make a bookkeeping step atomic with it (the live KPIs, sinks/kpi/live.py).
+        self._lock = threading.RLock()
         try:
             self._client: Client = clickhouse_connect.get_client(**client_arguments(dsn, self.auth))
         except ClickHouseError:
@@ -201,6 +203,12 @@ class ClickHouseStore:
         if applied:
             log.info("applied ClickHouse DDL: %s", ", ".join(applied))
         return applied
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by every insert and query: hold it around a call and a step of your own
+        so no other insert or query comes between them."""
+        return self._lock
 
     def ddl(self, statement: str) -> list[str]:
         """`statement` as this store runs it: unchanged on one server, its cluster

@@ -343,6 +343,9 @@ class LatestFactDeltas:
         self._scope: tuple[str, str, Targets] | None = None  # (dsn, database, targets)
         self._warned = False
         self._lock = threading.Lock()
+        # Told of every batch of delta cells stored (None: deltas were withdrawn),
+        # under the store's lock, in the order stored: the live KPIs (sinks/kpi/live.py).
+        self.listeners: list[Callable[[ClickHouseStore, list[list[Any]] | None], None]] = []
 
     def __call__(
         self, store: ClickHouseStore, rows: list[Row], settings: Settings | None = None, /
@@ -377,7 +380,9 @@ class LatestFactDeltas:
             )
             if cells:
                 zeros = [0] * len(COUNTERS)
-                _insert_kpi(store, "kpi_deltas", [[*c, *zeros] for c in cells])
+                with store.lock:
+                    _insert_kpi(store, "kpi_deltas", [[*c, *zeros] for c in cells])
+                    self._tell(store, None)
             _insert_kpi(store, "kpi_accounted", [[*r, 0] for r in records])
             self._known.pop(cid, None)
 
@@ -453,7 +458,9 @@ class LatestFactDeltas:
             latest[cid] = (mine, after)
             out.append(row)
         if cells:
-            _insert_kpi(store, "kpi_deltas", cells)
+            with store.lock:
+                _insert_kpi(store, "kpi_deltas", cells)
+                self._tell(store, cells)
         if marks:
             _insert_kpi(store, "kpi_accounted", marks)
         for cid, entry in latest.items():
@@ -462,6 +469,13 @@ class LatestFactDeltas:
         while len(known) > self.remembered:
             known.popitem(last=False)
         return out
+
+    def _tell(self, store: ClickHouseStore, cells: list[list[Any]] | None) -> None:
+        for listener in self.listeners:
+            try:
+                listener(store, cells)
+            except Exception:  # advisory: the stored deltas are what counts
+                log.exception("a KPI delta listener failed")
 
     def _targets(self, settings: Settings | None) -> Targets:
         if settings is not None:

@@ -108,8 +108,14 @@ def query_of(kpi: str) -> str:
 
 def run(store: ClickHouseStore, name: str, parameters: dict[str, Any]) -> Result:
     """Execute a named query; groups whose KPI population is 0 are left out."""
+    return kpis_of_rows(store.query_dicts(sql(name, store.database), parameters))
+
+
+def kpis_of_rows(rows: list[dict[str, Any]]) -> Result:
+    """`Kpi` values of a named query's rows (``by``, ``grp``, ``<kpi>__numerator`` ...);
+    groups whose KPI population is 0 are left out."""
     result: Result = {}
-    for row in store.query_dicts(sql(name, store.database), parameters):
+    for row in rows:
         by, group = row["by"], row["grp"]
         for column, value in row.items():
             kpi, sep, part = column.partition("__")

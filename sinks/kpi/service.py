@@ -16,8 +16,10 @@ the wallboard's test documents.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +27,7 @@ from prometheus_client import Gauge
 
 from vocflow.schemas.api import KpiDocument, KpiSet
 from vocflow.sinks.clickhouse.store import ClickHouseStore
-from vocflow.sinks.kpi import agent_kpis
+from vocflow.sinks.kpi import agent_kpis, live
 from vocflow.sinks.kpi import queries as kpi_queries
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.kpi import kpis as K
@@ -138,12 +140,16 @@ def sql_results(
     if iv is None:
         names: tuple[str, ...] = ("waiting", "backlog")
     else:
-        names = ("interval", "fcr", "sla_breaches")
+        names = ("interval", *_FACT_QUERIES)
         if iv.label in MISROUTE_INTERVALS:
             names += ("misroutes",)
     return _merge(
         *(kpi_queries.run(store, n, query_parameters(settings, n, iv, at)) for n in names)
     )
+
+
+# The interval KPIs read from the facts rather than from the 1-minute sums.
+_FACT_QUERIES = ("fcr", "sla_breaches")
 
 
 def query_parameters(
@@ -346,12 +352,94 @@ def refresh(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> KpiDocument:
     """One round: query, compute, publish; returns the document for /api/kpis."""
-    now = clock()
-    since, _ = agent_kpis.span(agent_kpis.intervals(now, settings.timezone))
-    timelines = agent_kpis.load_timelines(store, since)
-    team_kpis = agent_kpis.refresh(settings, store, now, timelines)
-    doc = compute(
-        settings, lambda iv, at: sql_results(settings, store, iv, at), timelines, now, team_kpis
-    )
-    publish_gauges(doc)
-    return doc
+    return LiveKpis(store).refresh(settings, clock)
+
+
+@dataclass
+class _Round:
+    """What a round read, kept so the live path can add deltas to it."""
+
+    now: datetime
+    timelines: list[AgentTimeline]
+    team_kpis: Mapping[str, dict[str, Any]]
+    rows: dict[str, tuple[int, list[dict[str, Any]]]]  # label -> (mark, interval rows)
+    other: dict[str | None, kpi_queries.Result]  # label (None: point in time) -> results
+
+
+class LiveKpis:
+    """The KPI rounds of one store, and the live interval KPIs between them
+    (sinks/kpi/live.py): `refresh` runs a round, `live` adds the deltas this
+    process stored since to the round's sums and publishes."""
+
+    def __init__(self, store: ClickHouseStore, changed: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.deltas = live.LiveDeltas(store, changed)
+        self._round: _Round | None = None
+        self._publish = threading.Lock()  # a round and a live update publish in turn
+        self._published_live = 0  # last delta batch a live update published
+
+    def refresh(
+        self, settings: Settings, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> KpiDocument:
+        now = clock()
+        since, _ = agent_kpis.span(agent_kpis.intervals(now, settings.timezone))
+        timelines = agent_kpis.load_timelines(self.store, since)
+        team_kpis = agent_kpis.refresh(settings, self.store, now, timelines)
+        base = _Round(now, timelines, team_kpis or {}, {}, {})
+        store = self.store
+
+        def results(iv: Interval | None, at: datetime) -> kpi_queries.Result:
+            if iv is None:
+                out = base.other[None] = sql_results(settings, store, None, at)
+                return out
+            names: tuple[str, ...] = _FACT_QUERIES
+            if iv.label in MISROUTE_INTERVALS:
+                names += ("misroutes",)
+            base.other[iv.label] = _merge(
+                *(kpi_queries.run(store, n, query_parameters(settings, n, iv, at)) for n in names)
+            )
+            sql = kpi_queries.sql("interval", store.database)
+            parameters = query_parameters(settings, "interval", iv, at)
+            with store.lock:  # the mark and the sums see the same inserts
+                mark = self.deltas.mark()
+                rows = store.query_dicts(sql, parameters)
+            base.rows[iv.label] = (mark, rows)
+            return _merge(kpi_queries.kpis_of_rows(rows), base.other[iv.label])
+
+        doc = compute(settings, results, timelines, now, team_kpis)
+        oldest = min(mark for mark, _ in base.rows.values())
+        with self._publish:
+            publish_gauges(doc)
+            self._round = base
+            self._published_live = oldest  # a batch after it is news to some interval
+        self.deltas.drop_until(oldest)
+        return doc
+
+    def live(self, settings: Settings) -> KpiDocument | None:
+        """The last round's document with the deltas stored since added to its
+        interval KPIs, published; None when there is nothing new to add or the
+        live path must wait for the next round (deltas withdrawn, no round yet)."""
+        with self._publish:
+            base = self._round
+            if base is None:
+                return None
+            latest = self.deltas.mark()
+            if latest <= self._published_live:
+                return None
+            added: dict[str, list[live.Cell]] = {}
+            for label, (mark, _) in base.rows.items():
+                cells = self.deltas.since(mark)
+                if cells is None:
+                    return None
+                added[label] = cells
+
+            def results(iv: Interval | None, at: datetime) -> kpi_queries.Result:
+                if iv is None:
+                    return base.other[None]
+                rows = live.add_cells(base.rows[iv.label][1], added[iv.label], iv)
+                return _merge(kpi_queries.kpis_of_rows(rows), base.other[iv.label])
+
+            doc = compute(settings, results, base.timelines, base.now, base.team_kpis)
+            publish_gauges(doc)
+            self._published_live = latest
+            return doc

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from mode import Service
 
+from vocflow.sinks.clickhouse.tables import LatestFactDeltas
 from vocflow.sinks.kpi import backlog
 from vocflow.sinks.kpi import service as kpi_service
 from vocflow.sinks.prometheus import metrics
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 LAG_POLL_SECONDS = 10.0
 BACKLOG_POLL_SECONDS = 15.0
+# Live KPI updates (sinks/kpi/live.py) follow the sink's delta inserts, at most this often.
+LIVE_KPI_MIN_GAP_SECONDS = 0.2
 
 
 class PipelineServices(Service):
@@ -43,6 +46,9 @@ class PipelineServices(Service):
         # stopping waits for them before the sink closes the store.
         self.store_rounds: set[asyncio.Future[Any]] = set()
         self.closing = False
+        self.live_kpis: kpi_service.LiveKpis | None = None
+        self._deltas_stored = asyncio.Event()
+        self._fact_hooks: list[LatestFactDeltas] = []
         super().__init__(**kwargs)
 
     async def on_store(self, fn: Callable[..., R], *args: Any) -> R:
@@ -60,6 +66,16 @@ class PipelineServices(Service):
         app = self.app
         if app.sink is not None:
             await app.sink.start()
+            assert app.sink.store is not None
+            loop = asyncio.get_running_loop()
+            stored = self._deltas_stored
+            self.live_kpis = kpi_service.LiveKpis(
+                app.sink.store, lambda: loop.call_soon_threadsafe(stored.set)
+            )
+            hooks = (t.before_insert for t in app.sink.tables)
+            self._fact_hooks = [h for h in hooks if isinstance(h, LatestFactDeltas)]
+            for hook in self._fact_hooks:
+                hook.listeners.append(self.live_kpis.deltas.on_stored)
         self.views = [
             CompactedView(self.settings, self.topics.name(T.PROFILES), app.profiles.on_record),
             CompactedView(self.settings, self.topics.name(T.RULES), app.rules.on_record),
@@ -77,6 +93,9 @@ class PipelineServices(Service):
     async def on_stop(self) -> None:
         metrics.UP.set(0)
         self.closing = True
+        if self.live_kpis is not None:
+            for hook in self._fact_hooks:
+                hook.listeners.remove(self.live_kpis.deltas.on_stored)
         for view in self.views:
             await view.stop()
         if self.app.detector is not None:
@@ -98,13 +117,34 @@ class PipelineServices(Service):
             if self.closing:
                 return
             started = loop.time()
+            live = self.live_kpis
+            if live is None:
+                continue
             try:
-                self.app.kpis = await self.on_store(kpi_service.refresh, settings, sink.store)
+                self.app.kpis = await self.on_store(live.refresh, settings)
             except Exception as exc:  # advisory: log and retry next round
                 log.warning("KPI refresh failed: %s", str(exc).splitlines()[0][:300])
             # A big day makes a round expensive: never spend more than a third
             # of the time (and of the ClickHouse lock) recomputing KPIs.
             pause = max(settings.kpi_refresh_seconds, 2 * (loop.time() - started))
+
+    @Service.task
+    async def _live_kpi_updates(self) -> None:
+        """Between rounds, publish the interval KPIs with the deltas just stored."""
+        while not self.should_stop:
+            await self._deltas_stored.wait()
+            self._deltas_stored.clear()
+            live = self.live_kpis
+            if self.closing or live is None:
+                return
+            try:
+                doc = await self.on_store(live.live, self.settings)
+            except Exception as exc:  # advisory: the next round publishes anyway
+                log.warning("live KPI update failed: %s", str(exc).splitlines()[0][:300])
+            else:
+                if doc is not None:
+                    self.app.kpis = doc
+            await self.sleep(LIVE_KPI_MIN_GAP_SECONDS)
 
     @Service.task
     async def _poll_backlog(self) -> None:

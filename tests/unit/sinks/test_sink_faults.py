@@ -208,6 +208,7 @@ class Store:
         self.real = real
         self.database = real.database
         self.dsn = real.dsn
+        self.lock = real.lock
         self.fail = fail
         self.error = error or (lambda: ch.OperationalError("Connection refused"))
         self.attempts: list[tuple[str, int, str, float, str]] = []
