@@ -168,7 +168,19 @@ class Settings(BaseModel):
         default=True, description="Run the ClickHouse sink inside the worker."
     )
     sink_batch_rows: int = Field(default=20_000, ge=1, le=1_000_000)
-    sink_flush_seconds: float = Field(default=1.0, gt=0, le=300)
+    sink_flush_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=300,
+        description="Longest a row waits in the sink for its batch to grow.",
+    )
+    sink_flush_caught_up_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        le=300,
+        description="Once the sink has read every partition to its end, it flushes rows "
+        "this old (live traffic reaches ClickHouse and the KPIs sooner).",
+    )
     rules_file: Path | None = Field(
         default=None, description="Tagging rules YAML; unset: the shipped telecom defaults."
     )

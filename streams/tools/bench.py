@@ -1435,6 +1435,19 @@ def render(
     return "\n".join(lines)
 
 
+HISTORY_MARK = "<!-- history: written by hand, kept by every run -->"
+
+
+def kept_history(output: Path) -> str:
+    """The hand-written history at the end of the file (before/after of each change,
+    with the run that measured it), which a run keeps as it was; empty if none."""
+    if not output.exists():
+        return ""
+    text = output.read_text(encoding="utf-8")
+    at = text.find(HISTORY_MARK)
+    return "" if at < 0 else "\n" + text[at:]
+
+
 SECTIONS = goals.SECTIONS
 
 
@@ -1516,7 +1529,8 @@ def run_bench(
         sections.append(extra)
     verdicts = goals.check(figures(sections), set(run))
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render(sections, work, verdicts, run), encoding="utf-8")
+    kept = kept_history(output)
+    output.write_text(render(sections, work, verdicts, run) + kept, encoding="utf-8")
     for section in sections:
         for r in section.results:
             value = r.shown()

@@ -122,7 +122,7 @@ class FakeConsumer:
         self.logs = logs
         self.clock = clock
         self.assigned = set(logs)
-        self.position = dict.fromkeys(logs, 0)
+        self.positions = dict.fromkeys(logs, 0)
         self.paused_tps: set[TopicPartition] = set()
         self.commits: list[dict[TopicPartition, int]] = []
         self.committed: dict[TopicPartition, int] = {}
@@ -148,10 +148,10 @@ class FakeConsumer:
         for tp in sorted(self.assigned):
             if tp in self.paused_tps or budget <= 0:
                 continue
-            got = self.logs[tp][self.position[tp] : self.position[tp] + budget]
+            got = self.logs[tp][self.positions[tp] : self.positions[tp] + budget]
             if got:
                 out[tp] = got
-                self.position[tp] += len(got)
+                self.positions[tp] += len(got)
                 budget -= len(got)
         if not out:
             self.clock.now += timeout_ms / 1000
@@ -172,8 +172,14 @@ class FakeConsumer:
     def paused(self) -> set[TopicPartition]:
         return self.paused_tps & self.assigned
 
+    async def position(self, tp: TopicPartition) -> int:
+        return self.positions[tp]
+
+    def last_stable_offset(self, tp: TopicPartition) -> int | None:
+        return None  # never fetched: never caught up, so batches flush by size and age
+
     def seek(self, tp: TopicPartition, offset: int) -> None:
-        self.position[tp] = offset
+        self.positions[tp] = offset
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         self.commits.append(dict(offsets))
@@ -569,7 +575,7 @@ def test_a_partition_assigned_during_an_outage_is_not_read_until_it_is_over(
         if flaky.fail == 1 and late not in c.assigned:  # after the first failure
             c.assigned.add(late)
         if late in c.assigned:
-            seen.append((c.position[late], late in c.paused_tps))
+            seen.append((c.positions[late], late in c.paused_tps))
 
     consumer.on_poll = rebalance
 
@@ -598,7 +604,7 @@ def test_a_rebalance_during_an_outage_gives_the_batch_up_instead_of_holding_the_
         await listener.on_partitions_revoked(sorted(c.assigned))
         revoked.append((clock.now, flaky.fail, list(c.commits)))
         for tp in c.logs:  # the same partitions come back, from the committed offsets
-            c.position[tp] = c.committed.get(tp, 0)
+            c.positions[tp] = c.committed.get(tp, 0)
         c.paused_tps.clear()
         c.reassigning = False
 

@@ -196,3 +196,15 @@ def test_the_written_file_holds_how_to_read_the_goals_and_the_figures() -> None:
         {"e2e.rate": 950.0, "freshness.api.p95_s": 6.5},
         {"end-to-end", "freshness"},
     )
+
+
+def test_a_run_keeps_the_hand_written_history_and_only_that(tmp_path: Path) -> None:
+    from vocflow.streams.tools.bench import HISTORY_MARK, kept_history
+
+    out = tmp_path / "benchmarks.md"
+    assert kept_history(out) == ""
+    out.write_text("# Benchmarks\n\nold figures\n", encoding="utf-8")
+    assert kept_history(out) == ""
+    history = f"{HISTORY_MARK}\n## History\n\n| step | before | after |\n"
+    out.write_text(f"# Benchmarks\n\nold figures\n\n{history}", encoding="utf-8")
+    assert kept_history(out) == "\n" + history
