@@ -50,6 +50,9 @@ MALFORMED = 0.01
 # /api/kpis is compared as it reads just after that hour.
 KPIS_AT = datetime(2026, 11, 23, 10, 5, tzinfo=TZ)
 DRAIN_TIMEOUT_S = 240.0
+# ClickHouse fails every call from 3 s after the worker's start, for two minutes:
+# longer than the VocflowSinkBlocked rule's 1-minute `for` with room to spare.
+OUTAGE_START_S, OUTAGE_S = 3.0, 120.0
 
 
 @dataclass
@@ -304,6 +307,14 @@ def clickhouse_outage(run: Run, start_s: float, seconds: float) -> None:
         run.drained_s = time.monotonic() - t0
         code = child.stop()
     assert code == 0, f"worker exit code {code}: {child.log_tail()}"
+
+
+def clickhouse_outage_run(bootstrap: str, root: Path) -> dict[str, Any]:
+    """The seeded traffic through one worker under the ClickHouse outage
+    (OUTAGE_START_S, OUTAGE_S), drained, and its snapshot."""
+    run = new_run("outage", bootstrap, root)
+    clickhouse_outage(run, OUTAGE_START_S, OUTAGE_S)
+    return {"run": run, "snapshot": snapshot(run)}
 
 
 def snapshot(run: Run) -> dict[str, Any]:

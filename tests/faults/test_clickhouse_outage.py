@@ -8,6 +8,7 @@ the stages go on, and after the outage everything catches up: every KPI table,
 from __future__ import annotations
 
 import re
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -18,21 +19,20 @@ from tests.faults import oracle
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-START_S, OUTAGE_S = 3.0, 120.0
-
 
 @pytest.fixture(scope="module")
-def outage(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    run = oracle.new_run("outage", kafka_bootstrap, tmp_path_factory.mktemp("outage"))
-    oracle.clickhouse_outage(run, START_S, OUTAGE_S)
-    snap = oracle.snapshot(run)
+def outage(outage_ahead: Future[dict[str, Any]]) -> dict[str, Any]:
+    """The run started with the session's first fault test (conftest.outage_ahead):
+    oracle.clickhouse_outage_run, ClickHouse down OUTAGE_S from OUTAGE_START_S."""
+    done = outage_ahead.result()
+    run, snap = done["run"], done["snapshot"]
     print(
         f"\n{oracle.crash_summary(run)}; drained in {run.drained_s:.1f}s; contact_events "
         f"{len(snap['contact_events'])}, contact_facts {len(snap['contact_facts'])}, "
         f"department envelopes {len(snap['department_envelopes'])} "
         f"(duplicates {oracle.duplicates(snap['department_envelopes'])})"
     )
-    return {"run": run, "snapshot": snap}
+    return done
 
 
 def test_everything_equals_the_clean_run(outage: dict[str, Any], clean: dict[str, Any]) -> None:
