@@ -107,10 +107,11 @@ def _terms(kpi: str, expr: str) -> tuple[Term, ...]:
     return tuple(terms)
 
 
-def add_cells(rows: list[dict[str, Any]], cells: Iterable[Cell], iv: Interval) -> list[dict]:
-    """The `interval` query's rows for `iv` as if `cells` (those whose minute is in
-    `iv`) had been stored before it ran: new rows for new groups, constants once."""
-    sums: dict[tuple[str, str], list[int]] = {}
+Sums = dict[tuple[str, str], list[int]]  # (by, group) -> COUNTERS summed
+
+
+def sum_cells(cells: Iterable[Cell], iv: Interval, into: Sums) -> Sums:
+    """Add `cells` whose minute is in `iv` to the per-group counter sums `into`."""
     width = len(COUNTERS)
     for cell in cells:
         minute = to_ms(cell[0])
@@ -123,12 +124,24 @@ def add_cells(rows: list[dict[str, Any]], cells: Iterable[Cell], iv: Interval) -
             ("channel", cell[2] or UNKNOWN),
             ("department", cell[3] or UNKNOWN),
         ):
-            total = sums.get(key)
+            total = into.get(key)
             if total is None:
-                sums[key] = list(counts)
+                into[key] = list(counts)
             else:
                 for i, n in enumerate(counts):
                     total[i] += n
+    return into
+
+
+def add_cells(rows: list[dict[str, Any]], cells: Iterable[Cell], iv: Interval) -> list[dict]:
+    """The `interval` query's rows for `iv` as if `cells` (those whose minute is in
+    `iv`) had been stored before it ran."""
+    return add_sums(rows, sum_cells(cells, iv, {}))
+
+
+def add_sums(rows: list[dict[str, Any]], sums: Sums) -> list[dict[str, Any]]:
+    """The `interval` query's rows with per-group counter `sums` added: new rows for
+    new groups, constants once; the rows given are left as they were."""
     if not sums:
         return rows
     terms = measure_terms()
@@ -182,12 +195,15 @@ class LiveDeltas:
         with self._lock:
             return self._seq
 
-    def since(self, mark: int) -> list[Cell] | None:
-        """Cells recorded after `mark`; None when deltas were withdrawn since."""
+    def since(self, mark: int, after: int | None = None) -> tuple[int, list[Cell]] | None:
+        """(the last batch, the cells recorded after `after`, default `mark`); None
+        when deltas were withdrawn after `mark`."""
+        start = mark if after is None else max(mark, after)
         with self._lock:
             if self._withdrawn > mark:
                 return None
-            return [c for seq, cells in self._batches if seq > mark for c in cells]
+            cells = [c for seq, batch in self._batches if seq > start for c in batch]
+            return self._seq, cells
 
     def drop_until(self, mark: int) -> None:
         """Forget batches at or before `mark` (no round needs them any more)."""

@@ -364,6 +364,7 @@ class _Round:
     team_kpis: Mapping[str, dict[str, Any]]
     rows: dict[str, tuple[int, list[dict[str, Any]]]]  # label -> (mark, interval rows)
     other: dict[str | None, kpi_queries.Result]  # label (None: point in time) -> results
+    intervals: dict[str, Interval]
 
 
 class LiveKpis:
@@ -377,6 +378,7 @@ class LiveKpis:
         self._round: _Round | None = None
         self._publish = threading.Lock()  # a round and a live update publish in turn
         self._published_live = 0  # last delta batch a live update published
+        self._applied: dict[str, tuple[int, live.Sums]] = {}  # label -> (last batch, sums)
 
     def refresh(
         self, settings: Settings, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -385,7 +387,7 @@ class LiveKpis:
         since, _ = agent_kpis.span(agent_kpis.intervals(now, settings.timezone))
         timelines = agent_kpis.load_timelines(self.store, since)
         team_kpis = agent_kpis.refresh(settings, self.store, now, timelines)
-        base = _Round(now, timelines, team_kpis or {}, {}, {})
+        base = _Round(now, timelines, team_kpis or {}, {}, {}, {})
         store = self.store
 
         def results(iv: Interval | None, at: datetime) -> kpi_queries.Result:
@@ -404,6 +406,7 @@ class LiveKpis:
                 mark = self.deltas.mark()
                 rows = store.query_dicts(sql, parameters)
             base.rows[iv.label] = (mark, rows)
+            base.intervals[iv.label] = iv
             return _merge(kpi_queries.kpis_of_rows(rows), base.other[iv.label])
 
         doc = compute(settings, results, timelines, now, team_kpis)
@@ -411,6 +414,7 @@ class LiveKpis:
         with self._publish:
             publish_gauges(doc)
             self._round = base
+            self._applied = {}
             self._published_live = oldest  # a batch after it is news to some interval
         self.deltas.drop_until(oldest)
         return doc
@@ -426,17 +430,20 @@ class LiveKpis:
             latest = self.deltas.mark()
             if latest <= self._published_live:
                 return None
-            added: dict[str, list[live.Cell]] = {}
+            # Per interval: the sums of the batches added so far, and the last one added:
+            # each update adds only what is new (a round holds thousands of cells).
             for label, (mark, _) in base.rows.items():
-                cells = self.deltas.since(mark)
-                if cells is None:
+                applied, sums = self._applied.get(label, (mark, {}))
+                new = self.deltas.since(mark, after=applied)
+                if new is None:
                     return None
-                added[label] = cells
+                seq, cells = new
+                self._applied[label] = (seq, live.sum_cells(cells, base.intervals[label], sums))
 
             def results(iv: Interval | None, at: datetime) -> kpi_queries.Result:
                 if iv is None:
                     return base.other[None]
-                rows = live.add_cells(base.rows[iv.label][1], added[iv.label], iv)
+                rows = live.add_sums(base.rows[iv.label][1], self._applied[iv.label][1])
                 return _merge(kpi_queries.kpis_of_rows(rows), base.other[iv.label])
 
             doc = compute(settings, results, base.timelines, base.now, base.team_kpis)

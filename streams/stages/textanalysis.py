@@ -15,7 +15,7 @@ Why it is built this way:
   with both and fails on any difference. The two break exact ties between
   segmentations differently, and exact ties come from periodic runs (啊啊啊啊啊啊,
   哈哈哈哈哈 after the domain dictionary shifts the total): a text with a unit
-  repeated three times in a row is cut by jieba itself, loaded on first need.
+  repeated three times in a row is cut by jieba itself (loaded with the rest).
 * **One segmentation per event.** Keywords are computed from the tokens we
   already have instead of calling ``jieba.analyse`` (which would segment again
   through the *global* tokenizer). Sentiment reuses the same tokens.
@@ -96,6 +96,7 @@ class TextAnalysisResult:
 @dataclass(frozen=True, slots=True)
 class _Resources:
     tokenizer: rjieba.Jieba
+    jieba: jieba.Tokenizer
     domain_words: frozenset[str]
     ascii_domain_words: frozenset[str]
     stopwords: frozenset[str]
@@ -163,23 +164,25 @@ def new_tokenizer() -> rjieba.Jieba:
 # Only characters jieba segments by its dictionary count (its re_han_default):
 # whitespace and punctuation runs (！！！) are split off before the DAG.
 _PERIODIC_RE: Final = re.compile(r"([\u4E00-\u9FD5a-zA-Z0-9+#&._%\-]{1,8}?)\1\1")
-_jieba_tk: jieba.Tokenizer | None = None
 
 
 def _jieba() -> jieba.Tokenizer:
-    """jieba itself with the domain dictionary, for the texts jieba-rs may cut otherwise."""
-    global _jieba_tk
-    tk = _jieba_tk
-    if tk is None:
-        with _lock:
-            if _jieba_tk is None:
-                jieba.setLogLevel(30)  # "Building prefix dict" at DEBUG to stderr
-                ref = jieba.Tokenizer()
-                ref.initialize()
-                ref.load_userdict(str(DOMAIN_DICT_PATH))
-                _jieba_tk = ref
-            tk = _jieba_tk
-    return tk
+    """jieba itself with the domain dictionary, for the texts jieba-rs may cut otherwise.
+
+    Loaded with the other resources, not on first need: building its prefix
+    dictionary takes about a second of CPU, and a worker that did it at the first
+    periodic text held the GIL that long in the middle of live traffic (a latency
+    spike in every benchmark run). It costs ~65 MB of memory.
+    """
+    return _resources().jieba
+
+
+def _load_jieba() -> jieba.Tokenizer:
+    jieba.setLogLevel(30)  # "Building prefix dict" at DEBUG to stderr
+    ref = jieba.Tokenizer()
+    ref.initialize()
+    ref.load_userdict(str(DOMAIN_DICT_PATH))
+    return ref
 
 
 def segment(text: str) -> list[str]:
@@ -192,6 +195,7 @@ def segment(text: str) -> list[str]:
 
 def _load() -> _Resources:
     tk = new_tokenizer()
+    ref = _load_jieba()
     domain = frozenset(_read_words(DOMAIN_DICT_PATH))
     idf = _read_idf(BASE_IDF_PATH)
     values = sorted(idf.values())
@@ -200,6 +204,7 @@ def _load() -> _Resources:
         idf.update(_read_idf(IDF_OVERRIDES_PATH))
     return _Resources(
         tokenizer=tk,
+        jieba=ref,
         domain_words=domain,
         ascii_domain_words=frozenset(w.lower() for w in domain if w.isascii()),
         stopwords=frozenset(w.lower() for w in _read_words(STOPWORDS_PATH)),

@@ -85,9 +85,10 @@ def test_live_interval_kpis_equal_a_round_after_the_same_inserts(
     before = sink.live.refresh(SETTINGS, lambda: at)
     assert sink.live.live(SETTINGS) is None  # nothing stored since the round
 
-    sink.insert_until(len(messages))
-    live = sink.live.live(SETTINGS)
-    assert live is not None
+    for end in (len(messages) // 2, len(messages) * 2 // 3, len(messages)):
+        sink.insert_until(end)  # each update adds only what is new since the last
+        live = sink.live.live(SETTINGS)
+        assert live is not None
     fresh = LiveKpis(store).refresh(SETTINGS, lambda: at)
 
     got = interval_values(live, INTERVAL_API_NAMES)
