@@ -133,12 +133,6 @@ def sum_cells(cells: Iterable[Cell], iv: Interval, into: Sums) -> Sums:
     return into
 
 
-def add_cells(rows: list[dict[str, Any]], cells: Iterable[Cell], iv: Interval) -> list[dict]:
-    """The `interval` query's rows for `iv` as if `cells` (those whose minute is in
-    `iv`) had been stored before it ran."""
-    return add_sums(rows, sum_cells(cells, iv, {}))
-
-
 def add_sums(rows: list[dict[str, Any]], sums: Sums) -> list[dict[str, Any]]:
     """The `interval` query's rows with per-group counter `sums` added: new rows for
     new groups, constants once; the rows given are left as they were."""

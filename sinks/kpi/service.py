@@ -137,19 +137,26 @@ def sql_results(
     settings: Settings, store: ClickHouseStore, iv: Interval | None, at: datetime
 ) -> kpi_queries.Result:
     """The interval KPIs of ``iv`` (None: the point-in-time ones at ``at``)."""
-    if iv is None:
-        names: tuple[str, ...] = ("waiting", "backlog")
-    else:
-        names = ("interval", *_FACT_QUERIES)
-        if iv.label in MISROUTE_INTERVALS:
-            names += ("misroutes",)
+    names = ("waiting", "backlog") if iv is None else ("interval", *fact_queries(iv))
+    return named_results(settings, store, names, iv, at)
+
+
+def fact_queries(iv: Interval) -> tuple[str, ...]:
+    """The named queries of ``iv``'s KPIs read from the facts, not the 1-minute sums."""
+    return ("fcr", "sla_breaches", *(("misroutes",) if iv.label in MISROUTE_INTERVALS else ()))
+
+
+def named_results(
+    settings: Settings,
+    store: ClickHouseStore,
+    names: Iterable[str],
+    iv: Interval | None,
+    at: datetime,
+) -> kpi_queries.Result:
+    """The named queries ``names`` run for ``iv`` at ``at``, merged."""
     return _merge(
         *(kpi_queries.run(store, n, query_parameters(settings, n, iv, at)) for n in names)
     )
-
-
-# The interval KPIs read from the facts rather than from the 1-minute sums.
-_FACT_QUERIES = ("fcr", "sla_breaches")
 
 
 def query_parameters(
@@ -362,9 +369,9 @@ class _Round:
     now: datetime
     timelines: list[AgentTimeline]
     team_kpis: Mapping[str, dict[str, Any]]
-    rows: dict[str, tuple[int, list[dict[str, Any]]]]  # label -> (mark, interval rows)
+    # label -> (interval, mark, the interval query's rows)
+    rows: dict[str, tuple[Interval, int, list[dict[str, Any]]]]
     other: dict[str | None, kpi_queries.Result]  # label (None: point in time) -> results
-    intervals: dict[str, Interval]
 
 
 class LiveKpis:
@@ -387,30 +394,24 @@ class LiveKpis:
         since, _ = agent_kpis.span(agent_kpis.intervals(now, settings.timezone))
         timelines = agent_kpis.load_timelines(self.store, since)
         team_kpis = agent_kpis.refresh(settings, self.store, now, timelines)
-        base = _Round(now, timelines, team_kpis or {}, {}, {}, {})
+        base = _Round(now, timelines, team_kpis or {}, {}, {})
         store = self.store
 
         def results(iv: Interval | None, at: datetime) -> kpi_queries.Result:
             if iv is None:
                 out = base.other[None] = sql_results(settings, store, None, at)
                 return out
-            names: tuple[str, ...] = _FACT_QUERIES
-            if iv.label in MISROUTE_INTERVALS:
-                names += ("misroutes",)
-            base.other[iv.label] = _merge(
-                *(kpi_queries.run(store, n, query_parameters(settings, n, iv, at)) for n in names)
-            )
+            other = base.other[iv.label] = named_results(settings, store, fact_queries(iv), iv, at)
             sql = kpi_queries.sql("interval", store.database)
             parameters = query_parameters(settings, "interval", iv, at)
             with store.lock:  # the mark and the sums see the same inserts
                 mark = self.deltas.mark()
                 rows = store.query_dicts(sql, parameters)
-            base.rows[iv.label] = (mark, rows)
-            base.intervals[iv.label] = iv
-            return _merge(kpi_queries.kpis_of_rows(rows), base.other[iv.label])
+            base.rows[iv.label] = (iv, mark, rows)
+            return _merge(kpi_queries.kpis_of_rows(rows), other)
 
         doc = compute(settings, results, timelines, now, team_kpis)
-        oldest = min(mark for mark, _ in base.rows.values())
+        oldest = min(mark for _, mark, _ in base.rows.values())
         with self._publish:
             publish_gauges(doc)
             self._round = base
@@ -432,18 +433,18 @@ class LiveKpis:
                 return None
             # Per interval: the sums of the batches added so far, and the last one added:
             # each update adds only what is new (a round holds thousands of cells).
-            for label, (mark, _) in base.rows.items():
+            for label, (iv, mark, _) in base.rows.items():
                 applied, sums = self._applied.get(label, (mark, {}))
                 new = self.deltas.since(mark, after=applied)
                 if new is None:
                     return None
                 seq, cells = new
-                self._applied[label] = (seq, live.sum_cells(cells, base.intervals[label], sums))
+                self._applied[label] = (seq, live.sum_cells(cells, iv, sums))
 
             def results(iv: Interval | None, at: datetime) -> kpi_queries.Result:
                 if iv is None:
                     return base.other[None]
-                rows = live.add_sums(base.rows[iv.label][1], self._applied[iv.label][1])
+                rows = live.add_sums(base.rows[iv.label][2], self._applied[iv.label][1])
                 return _merge(kpi_queries.kpis_of_rows(rows), base.other[iv.label])
 
             doc = compute(settings, results, base.timelines, base.now, base.team_kpis)

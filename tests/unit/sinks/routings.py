@@ -1,5 +1,5 @@
 """Routed items and department answers as the sink stores them (`routing_log`,
-`resolutions`), for the misroute-rate tests: built from the wire models' JSON and
+`resolutions`), for the misroute-rate and backlog tests: built from the wire models' JSON and
 through the sink's own row functions, so the rows are the ones production writes."""
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ def envelope(
     routed_at: datetime,
     channel: str = "email",
     queue: str | None = None,
+    due: datetime | None = None,
 ) -> bytes:
-    """A routing envelope of ``contact`` to ``department`` at ``routed_at``."""
+    """A routing envelope of ``contact`` to ``department`` at ``routed_at``, its SLA
+    due at ``due`` (default: 24 hours later)."""
     return orjson.dumps(
         {
             "envelope_id": f"env-{contact}-{department}",
@@ -46,7 +48,7 @@ def envelope(
                 "urgency_rule_id": "r1",
             },
             "reason": "r",
-            "sla_due_at": (routed_at + timedelta(hours=24)).isoformat(),
+            "sla_due_at": (due or routed_at + timedelta(hours=24)).isoformat(),
             "rules_version": "v1",
         }
     )

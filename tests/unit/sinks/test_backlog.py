@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import orjson
 import pytest
 
+from tests.unit.sinks import routings
 from vocflow.sinks.clickhouse.store import ClickHouseStore
 from vocflow.sinks.clickhouse.tables import ROUTING_LOG
 from vocflow.sinks.kpi.backlog import backlog
@@ -18,35 +18,7 @@ BASE = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(
 
 
 def envelope(contact: str, department: str, due: datetime) -> bytes:
-    return orjson.dumps(
-        {
-            "envelope_id": f"env-{contact}",
-            "contact_id": contact,
-            "channel": "email",
-            "event_type": "received",
-            "occurred_at": BASE.isoformat(),
-            "routed_at": BASE.isoformat(),
-            "department": department,
-            "text": "发票怎么开",
-            "language": "zh",
-            "keywords": ["发票"],
-            "sentiment": 0.0,
-            "customer_known": False,
-            "repeat_contact": False,
-            "tags": {
-                "business_type": {"value": "billing", "rule_id": "r1"},
-                "support_system": {"value": "none", "rule_id": "default"},
-                "bearer_network": {"value": "none", "rule_id": "default"},
-                "department": {"value": department, "rule_id": "r1"},
-                "category": {"value": "invoice", "rule_id": "r1"},
-                "urgency": "P3",
-                "urgency_rule_id": "r1",
-            },
-            "reason": "r",
-            "sla_due_at": due.isoformat(),
-            "rules_version": "v1",
-        }
-    )
+    return routings.envelope(contact, department, BASE, due=due)
 
 
 def test_overdue_is_judged_at_the_given_instant(store: ClickHouseStore) -> None:

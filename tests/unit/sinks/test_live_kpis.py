@@ -161,15 +161,12 @@ def test_cells_are_added_per_group_with_constants_once_and_outside_minutes_ignor
          "volume__population": 5, "nps__numerator": 2, "nps__denominator": 4,
          "nps__population": 4},
     ]  # fmt: skip
-    out = live_kpis.add_cells(
-        rows,
-        [
-            cell(60_000, "q1", contacts=2, nps_answers=1, nps_detractors=1),
-            cell(120_000, "", contacts=1),
-            cell(180_000, "q1", contacts=100),  # the interval's end: outside
-        ],
-        iv,
-    )
+    cells = [
+        cell(60_000, "q1", contacts=2, nps_answers=1, nps_detractors=1),
+        cell(120_000, "", contacts=1),
+        cell(180_000, "q1", contacts=100),  # the interval's end: outside
+    ]
+    out = live_kpis.add_sums(rows, live_kpis.sum_cells(cells, iv, {}))
     by = {(r["by"], r["grp"]): r for r in out}
     assert by["all", "_all"]["volume__numerator"] == 8
     assert by["all", "_all"]["volume__denominator"] == 1
