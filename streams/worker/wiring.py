@@ -41,6 +41,9 @@ class WorkerApp(faust.App):
             settings.app_id,
             **kafka_clients.faust_broker(settings),
             store="memory://",
+            # Faust's own folder (it creates one even for memory:// tables) goes in
+            # the data dir with everything else, not `<app id>-data` in the cwd.
+            datadir=settings.data_dir / "faust",
             autodiscover=False,
             web_host=settings.web_host,
             web_port=settings.web_port,
