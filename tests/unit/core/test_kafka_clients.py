@@ -29,6 +29,7 @@ def test_producers_share_the_record_limit_and_acks() -> None:
         "acks": "all",
         "enable_idempotence": True,
         "max_request_size": 8 * 1024 * 1024,
+        "partitioner": kafka_clients.key_partitioner,
     }
 
 
@@ -57,3 +58,23 @@ def test_faust_broker_uses_the_same_cluster_and_limit() -> None:
         "broker": ["kafka://k1:9092", "kafka://k2:9092"],
         "producer_max_request_size": 8 * 1024 * 1024,
     }
+
+
+def test_key_partitioner_agrees_with_aiokafka_default() -> None:
+    """Same partition as aiokafka's (and the Java client's) murmur2 for every key,
+    asked twice (the second answer comes from the memo)."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    default = DefaultPartitioner()
+    for n in (1, 6, 12):
+        parts = list(range(n))
+        for i in range(2_000):
+            key = f"c-{i:05d}-联系".encode()
+            expected = default(key, parts, parts)
+            assert kafka_clients.key_partitioner(key, parts, parts) == expected
+            assert kafka_clients.key_partitioner(key, parts, parts) == expected
+
+
+def test_key_partitioner_spreads_keyless_records_over_available_partitions() -> None:
+    seen = {kafka_clients.key_partitioner(None, [0, 1, 2, 3], [1, 3]) for _ in range(200)}
+    assert seen == {1, 3}
