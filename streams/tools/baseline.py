@@ -4,7 +4,8 @@ One process, one asyncio loop: ``getmany`` on contacts.raw -> the worker's own
 pure stage functions (normalize; for events with customer text enrich, tag,
 repeat check and route as the voc stage does; the facts fold with its KPI
 deltas) -> the same output topics (contacts.events, contacts.voc, contacts.dlq,
-dept.*, contacts.routed, contacts.facts), sent without awaiting each record and
+dept.*, contacts.routed, contacts.facts), sent as one record batch per topic
+partition (`kafka_clients.send_batched`, as the worker's loops send) and
 awaited per batch, then the consumed offsets committed. No transactions, no
 changelog topics, no ClickHouse, and the stages hand each other objects instead
 of re-reading JSON from the intermediate topics.
@@ -218,13 +219,16 @@ async def run(
             if not started:
                 started, cpu0 = time.perf_counter(), time.process_time()
             now = clock()
-            sends = []
+            out: list[kafka_clients.Record] = []
             for records in batches.values():
                 for record in records:
-                    for topic, key, value in stages.process(record, now):
-                        sends.append(await producer.send(topic, value, key=key))
+                    out.extend(
+                        (topic, key, value, None)
+                        for topic, key, value in stages.process(record, now)
+                    )
                 consumed += len(records)
-            await asyncio.gather(*sends)
+            # One record batch a topic partition, as the worker's loops send.
+            await asyncio.gather(*await kafka_clients.send_batched(producer, out))
             await consumer.commit()
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu0

@@ -401,10 +401,11 @@ def bench_baseline(settings: Settings, work: Workload, prefix: str, data: Path) 
         "below) through one `python -m vocflow.streams.tools.baseline` process: `getmany` "
         "-> the worker's pure stage functions (normalize; enrich, tag, repeat check and "
         "route for the events with customer text; the facts fold with its KPI deltas) -> "
-        "the same output topics (under its own prefix), sent without awaiting each record, "
-        "the batch's acks awaited, then its offsets committed. No transactions, no "
-        "changelogs, no ClickHouse; uvloop as in the worker. Timed from its first fetched "
-        "batch to the last ack; its CPU seconds are its own (time.process_time).",
+        "the same output topics (under its own prefix), sent as one record batch per topic "
+        "partition as the worker sends, the batch's acks awaited, then its offsets "
+        "committed. No transactions, no changelogs, no ClickHouse; uvloop as in the "
+        "worker. Timed from its first fetched batch to the last ack; its CPU seconds are "
+        "its own (time.process_time).",
     )
     env = _worker_env(settings, prefix, data)
     out = subprocess.run(

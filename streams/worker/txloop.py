@@ -405,20 +405,20 @@ class TxLoop(Service, Generic[S]):
         try:
             if batch.early:
                 assert self.early_producer is not None
-                sends = [
-                    await self.early_producer.send(o.topic, value=o.value, key=o.key)
-                    for o in batch.early
-                ]
-                await asyncio.gather(*sends)
+                early = [(o.topic, o.key, o.value, None) for o in batch.early]
+                await asyncio.gather(*await kafka_clients.send_batched(self.early_producer, early))
             async with producer.transaction():
-                for o in batch.outputs:
-                    await producer.send(o.topic, value=o.value, key=o.key, partition=o.partition)
-                    crash_point(self.crash_point_name)  # counted per record sent
+                # Record batches, not a send per record (kafka_clients.send_batched).
+                await kafka_clients.send_batched(
+                    producer,
+                    [(o.topic, o.key, o.value, o.partition) for o in batch.outputs],
+                    sent=lambda: crash_point(self.crash_point_name),  # counted per record
+                )
                 if self.state_topic is not None:
-                    for key, value in batch.changes:
-                        await producer.send(
-                            self.state_topic, value=value, key=key, partition=tp.partition
-                        )
+                    state_topic, partition = self.state_topic, tp.partition
+                    await kafka_clients.send_batched(
+                        producer, [(state_topic, k, v, partition) for k, v in batch.changes]
+                    )
                 await producer.send_offsets_to_transaction(
                     {tp: records[-1].offset + 1}, self.group_id
                 )

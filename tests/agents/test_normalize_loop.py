@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiokafka import TopicPartition
 
-from tests.agents.txfakes import FakeProducer, records
+from tests.agents.txfakes import FakeProducer, by_topic, records
 from vocflow.schemas import ContactEvent, DeadLetter
 from vocflow.streams.core.settings import load_settings
 from vocflow.streams.worker.app import create_app
@@ -48,21 +48,20 @@ def test_events_masked_voc_clear_keyed_by_customer_offsets_in_the_transaction() 
     producer = run([orjson.dumps(GOOD), orjson.dumps(personal), orjson.dumps(no_text)], 10)
     ((sent, offsets),) = producer.committed
     assert offsets == {TP: 13, "group": "normtest-normalize"}
-    assert [(t, k) for t, k, _ in sent] == [
-        ("normtest.contacts.events", b"c-9"),
-        ("normtest.contacts.voc", b"c-9"),  # no customer id: keyed by contact
-        ("normtest.contacts.events", b"c-9"),
-        ("normtest.contacts.voc", b"C42"),
-        ("normtest.contacts.events", b"c-9"),  # no text: not for the voc stage
-    ]
-    texts = [ContactEvent.model_validate_json(v).text for _, _, v in sent]  # type: ignore[arg-type]
-    assert texts == [
-        "流量用完了",
-        "流量用完了",
-        "我的号码[PHONE]上不了网",
-        "我的号码13800138000上不了网",
-        None,
-    ]
+    topics = by_topic(sent)
+    assert {t: [k for k, _ in kvs] for t, kvs in topics.items()} == {
+        "normtest.contacts.events": [b"c-9", b"c-9", b"c-9"],
+        # keyed by customer; the first has no customer id: keyed by contact
+        "normtest.contacts.voc": [b"c-9", b"C42"],  # the third has no text: not for voc
+    }
+    texts = {
+        t: [ContactEvent.model_validate_json(v).text for _, v in kvs]  # type: ignore[arg-type]
+        for t, kvs in topics.items()
+    }
+    assert texts == {
+        "normtest.contacts.events": ["流量用完了", "我的号码[PHONE]上不了网", None],
+        "normtest.contacts.voc": ["流量用完了", "我的号码13800138000上不了网"],
+    }
 
 
 def test_bad_records_are_dead_lettered_in_the_same_transaction() -> None:

@@ -10,7 +10,38 @@ from typing import Any
 from aiokafka import TopicPartition
 
 
-class FakeProducer:
+class FakeBatch:
+    """aiokafka's BatchBuilder as `kafka_clients.send_batched` uses it."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes | None, bytes | None]] = []
+
+    def append(self, *, timestamp: Any, key: bytes | None, value: bytes | None) -> object:
+        self.records.append((key, value))
+        return object()
+
+    def close(self) -> None:
+        return None
+
+
+class BatchApi:
+    """The batch half of aiokafka's producer API, over the fake's `send`."""
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(6))
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
+        for key, value in batch.records:
+            await self.send(topic, value=value, key=key)  # type: ignore[attr-defined]
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class FakeProducer(BatchApi):
     """Records each committed transaction: (records, offsets)."""
 
     def __init__(self, fail: bool = False) -> None:
@@ -42,7 +73,7 @@ class FakeProducer:
         return None
 
 
-class RoutedProducer:
+class RoutedProducer(BatchApi):
     """The plain producer of contacts.routed: records what it delivered."""
 
     def __init__(self) -> None:
@@ -53,6 +84,18 @@ class RoutedProducer:
         done = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
+
+
+def by_topic(
+    sent: list[tuple[str, bytes | None, bytes | None]],
+) -> dict[str, list[tuple[bytes | None, bytes | None]]]:
+    """What was sent, per topic in the order sent: records go out as one batch per
+    topic partition (kafka_clients.send_batched), so only the order within a
+    partition is Kafka's, not the order across topics."""
+    out: dict[str, list[tuple[bytes | None, bytes | None]]] = {}
+    for topic, key, value in sent:
+        out.setdefault(topic, []).append((key, value))
+    return out
 
 
 def records(

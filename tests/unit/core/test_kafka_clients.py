@@ -29,6 +29,7 @@ def test_producers_share_the_record_limit_and_acks() -> None:
         "acks": "all",
         "enable_idempotence": True,
         "max_request_size": 8 * 1024 * 1024,
+        "max_batch_size": 512 * 1024,
         "partitioner": kafka_clients.key_partitioner,
     }
 
