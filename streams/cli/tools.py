@@ -297,6 +297,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         latency_rates=latency_rates,
         latency_seconds=args.latency_seconds,
         day_contacts=args.day_contacts,
+        keep_topics=args.keep_topics,
     )
     path, verdicts = run_bench(
         settings, options, output=output, only=tuple(args.only or goals.SECTIONS)
@@ -346,6 +347,12 @@ def add_bench(sub: Subparsers) -> None:
         action="store_true",
         help="with --check: judge the figures already written in --output (default "
         "docs/benchmarks.md) without running any benchmark",
+    )
+    p.add_argument(
+        "--keep-topics",
+        action="store_true",
+        help="leave this run's topics (bench<id>*) on the broker for a look afterwards; "
+        "by default they are deleted at the end (each run writes a few GB)",
     )
     p.add_argument(
         "--latency-rates",

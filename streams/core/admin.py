@@ -84,6 +84,26 @@ def ensure_topics(settings: Settings, specs: tuple[T.TopicSpec, ...] = T.ALL) ->
         admin.close()
 
 
+def delete_topics_with_prefix(settings: Settings, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with `prefix`; return their names.
+
+    For throw-away runs (`vocflow bench`): each run creates a few hundred
+    partitions under its own prefix, and left on the broker they pile up (disk,
+    and metadata every client parses), which made later runs of the same
+    benchmark cost more CPU than earlier ones."""
+    if not prefix:
+        raise ValueError("refusing to delete every topic (empty prefix)")
+    admin = connect_admin(settings)
+    try:
+        doomed = sorted(t for t in admin.list_topics() if t.startswith(prefix))
+        if doomed:
+            admin.delete_topics(doomed)
+            log.info("deleted %d topic(s) starting with %s", len(doomed), prefix)
+        return doomed
+    finally:
+        admin.close()
+
+
 def describe_topics(
     settings: Settings, departments: list[str] | tuple[str, ...] = ()
 ) -> list[dict[str, object]]:

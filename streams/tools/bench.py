@@ -45,7 +45,7 @@ from tqdm import tqdm
 from vocflow.schemas import ContactEvent, EnrichedContact, SourceRef
 from vocflow.streams.core import kafka_clients
 from vocflow.streams.core import topics as T
-from vocflow.streams.core.admin import ensure_topics
+from vocflow.streams.core.admin import delete_topics_with_prefix, ensure_topics
 from vocflow.streams.core.settings import Settings
 from vocflow.streams.privacy.pii import mask_pii
 from vocflow.streams.stages.deptmodel import default_model, features
@@ -1459,6 +1459,20 @@ class BenchOptions:
     latency_rates: tuple[float, ...] = LATENCY_RATES
     latency_seconds: float = LATENCY_SECONDS
     day_contacts: int = DAY_CONTACTS
+    keep_topics: bool = False
+
+
+def _delete_run_topics(settings: Settings, prefix: str) -> None:
+    """Delete the topics of this run (every name starting with its prefix, sub-runs
+    and the workers' own topics included). A warning, not a failure, when that
+    does not work: the figures are measured by then."""
+    stem = prefix.rstrip(".")
+    try:
+        deleted = delete_topics_with_prefix(settings, stem)
+    except Exception as exc:
+        print(f"warning: this run's topics ({stem}*) not deleted: {exc}", flush=True)
+        return
+    print(f"deleted this run's {len(deleted)} topic(s) ({stem}*)", flush=True)
 
 
 def run_bench(
@@ -1523,6 +1537,8 @@ def run_bench(
                     bench_memory_day(settings, prefix, Path(data), options.day_contacts)
                 )
     finally:
+        if not options.keep_topics:
+            _delete_run_topics(settings, prefix)
         if started_broker:
             local.down()
     extra = ratios(sections)

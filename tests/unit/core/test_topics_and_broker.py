@@ -3,6 +3,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import load_settings
 from vocflow.streams.tools.broker import DEPLOY_DIR, KAFKA_VERSION, LocalBroker
@@ -38,3 +40,10 @@ def test_status_of_a_broker_that_never_ran(tmp_path: Path) -> None:
     broker = LocalBroker(home=tmp_path, port=1)
     assert broker.status()["running"] is False
     assert broker.down() is False
+
+
+def test_deleting_topics_needs_a_prefix() -> None:
+    from vocflow.streams.core.admin import delete_topics_with_prefix
+
+    with pytest.raises(ValueError, match="empty prefix"):
+        delete_topics_with_prefix(load_settings(environ={}), "")
