@@ -250,7 +250,6 @@ class _FlushOnRevoke(ConsumerRebalanceListener):
 # An early flush (caught up, batch not full nor old) waits this many times the
 # last flush's duration after it: early flushes take at most ~1/(1 + this) of the time.
 EARLY_FLUSH_SPACING = 9.0
-DECODE_SLICE = 1_000  # records decoded between two yields to the event loop
 
 
 class ClickHouseSink:
@@ -326,17 +325,12 @@ class ClickHouseSink:
 
         Nothing is fetched while a flush runs: this loop awaits it, and while it
         waits out an outage it polls only with every partition paused. So the
-        rows held are fewer than sink_batch_rows + DECODE_SLICE.
+        rows held are at most two polls' worth (< 2 x sink_batch_rows).
         """
         assert self._consumer is not None
         while not self._stopping.is_set():
-            # At most DECODE_SLICE records a call: each is decoded right here, on the
-            # event loop (~10 us a row), and 20,000 at once (sink_batch_rows) held it
-            # ~0.2 s, as long as a /metrics scrape or a stage loop then waited. The batch written
-            # still grows to sink_batch_rows: getmany returns the next slice from
-            # what was already fetched.
             batches = await self._consumer.getmany(
-                timeout_ms=200, max_records=min(DECODE_SLICE, self.settings.sink_batch_rows)
+                timeout_ms=200, max_records=self.settings.sink_batch_rows
             )
             for tp, messages in batches.items():
                 spec = self._by_topic[tp.topic]

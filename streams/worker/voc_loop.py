@@ -24,7 +24,6 @@ from vocflow.schemas import ContactEvent
 from vocflow.sinks.prometheus import metrics
 from vocflow.streams.core import topics as T
 from vocflow.streams.core.settings import Settings
-from vocflow.streams.stages.deptmodel import DeptModel
 from vocflow.streams.stages.routing import STAGE as ROUTE
 from vocflow.streams.stages.routing import is_triage
 from vocflow.streams.stages.voc import Prepared, VocResult, analyse_and_route, prepare_batch
@@ -34,7 +33,6 @@ from vocflow.streams.worker.txloop import Batch, Output, TxLoop
 from vocflow.streams.worker.wiring import WorkerApp
 
 STAGE = "voc"
-PREPARE_SLICE = 50  # texts enriched and classified between two yields to the event loop
 
 
 def group_id(settings: Settings) -> str:
@@ -111,9 +109,9 @@ class VocLoop(TxLoop[VocState]):
         )
 
     def _prepare(
-        self, records: list[Any], now: datetime, model: DeptModel | None
+        self, records: list[Any], now: datetime
     ) -> list[tuple[ContactEvent, Prepared] | Exception]:
-        """Parse, enrich and classify the records at once (one model call);
+        """Parse, enrich and classify the batch at once (one model call per batch);
         a record that fails is kept as its exception, for the dead-letter topic."""
         parsed: list[ContactEvent | Exception] = []
         for record in records:
@@ -123,13 +121,15 @@ class VocLoop(TxLoop[VocState]):
                 parsed.append(exc)
         events = [p for p in parsed if isinstance(p, ContactEvent)]
         try:
-            prepared = iter(prepare_batch(events, self.app.profiles, now, model))
+            prepared = iter(prepare_batch(events, self.app.profiles, now, self.app.model.current))
         except Exception:
             # one bad text must not sink the batch: redo it one by one
             singles: list[Prepared | Exception] = []
             for e in events:
                 try:
-                    singles.extend(prepare_batch([e], self.app.profiles, now, model))
+                    singles.extend(
+                        prepare_batch([e], self.app.profiles, now, self.app.model.current)
+                    )
                 except Exception as exc:
                     singles.append(exc)
             prepared = iter(singles)  # type: ignore[arg-type]
@@ -147,15 +147,7 @@ class VocLoop(TxLoop[VocState]):
         results: list[VocResult] = []
         rejected: list[str] = []
         now = self.clock()
-        model = self.app.model.current  # one model for the whole batch
-        prepared: list[tuple[ContactEvent, Prepared] | Exception] = []
-        for start in range(0, len(records), PREPARE_SLICE):
-            if start:
-                # A batch of texts is ~0.2 s of CPU: let the web server (/metrics
-                # scrapes), the other stage loops and the sink in between slices.
-                await asyncio.sleep(0)
-            prepared += self._prepare(records[start : start + PREPARE_SLICE], now, model)
-        for record, item in zip(records, prepared, strict=True):
+        for record, item in zip(records, self._prepare(records, now), strict=True):
             try:
                 if isinstance(item, Exception):
                     raise item
