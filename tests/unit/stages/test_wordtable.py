@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from vocflow.streams.stages.sentiment import MODEL_WEIGHTS_PATH, _get_model, _score_lines
+from vocflow.streams.stages.sentiment import (
+    CONTACT_LEXICON_PATH,
+    GENERAL_LEXICON_PATH,
+    _get_model,
+    _score_lines,
+)
 from vocflow.streams.stages.textanalysis import BASE_IDF_PATH, _read_idf, _resources
 from vocflow.streams.stages.wordtable import CACHE_MAX, WordTable
 
@@ -37,12 +42,12 @@ def test_a_bad_number_fails_when_the_table_is_built() -> None:
 
 def test_the_shipped_tables_hold_what_the_files_say() -> None:
     idf = _read_idf(BASE_IDF_PATH)
-    table = _resources().idf
+    idf_table = _resources().idf
     for word in list(idf)[::997]:
-        assert table.get(word) == idf[word]
-    weights = {w: float(v) for w, v in _score_lines(MODEL_WEIGHTS_PATH, sep="\t")}
-    model = _get_model().weights
-    for word in list(weights)[::97]:
-        if not word.startswith("__"):
-            assert model.get(word) == weights[word]
-    assert model.get("__bias__") is None
+        assert idf_table.get(word) == idf[word]
+    lexicon: dict[str, float] = {}
+    for path in (GENERAL_LEXICON_PATH, CONTACT_LEXICON_PATH):
+        lexicon.update((w, float(v)) for w, v in _score_lines(path))
+    table = _get_model().lexicon
+    for word in list(lexicon)[::97]:
+        assert table.get(word) == lexicon[word]
