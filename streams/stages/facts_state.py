@@ -101,7 +101,7 @@ class FactsState:
         self._warm.move_to_end(cid)
         if (last := fact.last_activity_ms) is not None:
             heapq.heappush(self._heap, (last, cid))
-            if len(self._heap) > 4 * len(self.facts) + 1024:
+            if len(self._heap) > 2 * len(self.facts) + 1024:
                 self._rebuild_heap()
 
     def _rebuild_heap(self) -> None:

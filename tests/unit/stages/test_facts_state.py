@@ -77,7 +77,7 @@ def test_a_fact_active_again_is_evicted_by_its_latest_activity_only() -> None:
     assert state.take_journal() == [(b"b", None)]
     for n in range(3000):  # one busy contact written again and again
         state.put(fact("a", T0 + HOUR_MS + n, version=3 + n))
-    assert len(state._heap) <= 4 * len(state.facts) + 1024
+    assert len(state._heap) <= 2 * len(state.facts) + 1024
     state.observe(T0 + 3 * HOUR_MS + 2 * EVICT_EVERY_MS)
     assert state.facts == {} and state.evicted == 2
 
