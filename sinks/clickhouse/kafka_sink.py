@@ -306,8 +306,8 @@ class ClickHouseSink:
             # contacts.routed and the DLQ are written in the voc loop's transactions:
             # an aborted batch (its worker killed mid-transaction) must not be stored.
             isolation_level="read_committed",
-            max_partition_fetch_bytes=kafka_clients.LOOP_PARTITION_FETCH_BYTES,
-            fetch_max_bytes=kafka_clients.SINK_FETCH_BYTES,
+            max_partition_fetch_bytes=kafka_clients.MAX_PARTITION_FETCH_BYTES,
+            fetch_max_bytes=kafka_clients.MAX_FETCH_BYTES,
         )
         await self._producer.start()
         await self._consumer.start()
