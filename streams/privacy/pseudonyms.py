@@ -48,9 +48,11 @@ _PHONE_CHARS = re.compile(r"[\s()-]")
 
 # safe_id's answers by id: a contact's, customer's and agent's ids recur on every
 # event of theirs, and masking an id that only looks numeric (``bench-00000001``)
-# was two thirds of the normalize stage's CPU. Bounded; emptied when the key changes.
+# was two thirds of the normalize stage's CPU. Bounded; emptied when the key changes
+# or when full. An id seen once (an event id) is not remembered (`remember=False`):
+# it filled the memory with answers never asked again (~10 MB at 65,536 entries).
 _SAFE_IDS: dict[str, str] = {}
-_SAFE_IDS_MAX = 65_536
+_SAFE_IDS_MAX = 16_384
 _safe_ids_key = _key
 
 
@@ -104,12 +106,15 @@ def msisdn(compact: str) -> str:
     return ("+" if plus else "") + digits
 
 
-def safe_id(value: str) -> str:
+def safe_id(value: str, remember: bool = True) -> str:
     """The id itself when it holds no personal data, else its pseudonym: a
     whole phone number -> ``tel-``, a whole e-mail address -> ``mail-``
-    (lower-cased), anything else containing personal data -> ``p-``."""
+    (lower-cased), anything else containing personal data -> ``p-``.
+    `remember`: keep the answer for the next time (not for ids used once)."""
     if not _MAYBE_PII.search(value):
         return value
+    if not remember:
+        return _safe_id(value)
     global _safe_ids_key
     if _safe_ids_key is not _key:
         _SAFE_IDS.clear()

@@ -203,7 +203,7 @@ def without_personal_ids(event: ContactEvent) -> ContactEvent:
     updates = {}
     for name in _ID_FIELDS:
         value = getattr(event, name)
-        if value is not None and (safe := safe_id(value)) != value:
+        if value is not None and (safe := safe_id(value, name != "event_id")) != value:
             updates[name] = safe
     return event.model_copy(update=updates) if updates else event
 

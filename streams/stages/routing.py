@@ -32,9 +32,10 @@ def carries_voc_text(event_type: EventType, text: str | None) -> bool:
     return event_type in VOC_EVENT_TYPES and bool(text and text.strip())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LastIssue:
-    """What the repeat table holds per (customer, category)."""
+    """What the repeat table holds per (customer, category); slots: the voc
+    state holds one per customer and category for two repeat windows."""
 
     contact_id: str
     at: datetime

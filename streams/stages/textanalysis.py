@@ -16,6 +16,13 @@ Why it is built this way:
   segmentations differently, and exact ties come from periodic runs (啊啊啊啊啊啊,
   哈哈哈哈哈 after the domain dictionary shifts the total): a text with a unit
   repeated three times in a row is cut by jieba itself (loaded with the rest).
+* **Memory.** jieba's own prefix dictionary is a Python dict of ~580,000 str keys
+  (~65 MB) for the ~1.7 % of texts it cuts; here jieba's code runs over
+  `_CompactFreq`, the same words and frequencies in one string per first
+  character (~7 MB), so its output is jieba's by construction (and the diff test
+  still compares with jieba itself). rjieba builds a default tokenizer at import
+  for its module-level shortcuts, a second copy of its dictionary (~25 MB) that
+  vocflow never uses: it is dropped and built again only if something calls them.
 * **One segmentation per event.** Keywords are computed from the tokens we
   already have instead of calling ``jieba.analyse`` (which would segment again
   through the *global* tokenizer). Sentiment reuses the same tokens.
@@ -41,19 +48,42 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
+import sys
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Final, Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Final, Literal
 
-import jieba
 import rjieba
 
 from vocflow.streams.privacy.pii import MASK_TOKENS
+from vocflow.streams.stages.wordtable import WordTable
+
+
+def _import_jieba() -> ModuleType:
+    """jieba, without the pkg_resources it imports only to open its own data files
+    (it falls back to ``open``): ~10 MB and a deprecation warning in every worker.
+    Nothing changes if either is already imported."""
+    if "jieba" in sys.modules or "pkg_resources" in sys.modules:
+        return importlib.import_module("jieba")
+    sys.modules["pkg_resources"] = None  # type: ignore[assignment]  # import -> ImportError
+    try:
+        return importlib.import_module("jieba")
+    finally:
+        del sys.modules["pkg_resources"]
+
+
+if TYPE_CHECKING:
+    import jieba
+else:
+    jieba = _import_jieba()
 
 __all__ = [
     "MAX_KEYWORDS",
@@ -74,6 +104,7 @@ DOMAIN_DICT_PATH: Final = DATA_DIR / "domain_dict.txt"
 STOPWORDS_PATH: Final = DATA_DIR / "stopwords.txt"
 IDF_OVERRIDES_PATH: Final = DATA_DIR / "idf.txt"
 BASE_IDF_PATH: Final = Path(jieba.__file__).parent / "analyse" / "idf.txt"
+JIEBA_DICT_PATH: Final = Path(jieba.__file__).parent / "dict.txt"
 
 # Mask tokens from pii.mask_pii stay one token each and never become keywords.
 _MASK_RE: Final = re.compile("|".join(re.escape(token) for token in MASK_TOKENS.values()))
@@ -100,7 +131,7 @@ class _Resources:
     domain_words: frozenset[str]
     ascii_domain_words: frozenset[str]
     stopwords: frozenset[str]
-    idf: dict[str, float]
+    idf: WordTable  # ~4 MB; as a dict of 270,000 words it was ~34 MB
     idf_default: float
 
 
@@ -119,14 +150,17 @@ def _read_words(path: Path) -> list[str]:
     return words
 
 
-def _read_idf(path: Path) -> dict[str, float]:
-    idf: dict[str, float] = {}
+def _idf_lines(path: Path) -> Iterator[tuple[str, str]]:
+    """(word, IDF as written) of each line of an IDF file."""
     with path.open(encoding="utf-8") as f:
         for line in f:
             parts = line.split()
             if len(parts) == 2 and not parts[0].startswith("#"):
-                idf[parts[0]] = float(parts[1])
-    return idf
+                yield parts[0], parts[1]
+
+
+def _read_idf(path: Path) -> dict[str, float]:
+    return {word: float(value) for word, value in _idf_lines(path)}
 
 
 def read_userdict(path: Path) -> list[tuple[str, int | None, str | None]]:
@@ -171,18 +205,108 @@ _PERIODIC_RE: Final = re.compile(r"([\u4E00-\u9FD5a-zA-Z0-9+#&._%\-]{1,8}?)\1\1"
 def _jieba() -> jieba.Tokenizer:
     """jieba itself with the domain dictionary, for the texts jieba-rs may cut otherwise.
 
-    Loaded with the other resources, not on first need: building its prefix
-    dictionary takes about a second of CPU, and a worker that did it at the first
+    Loaded with the other resources, not on first need: building its dictionary
+    takes a fraction of a second of CPU, and a worker that did it at the first
     periodic text held the GIL that long in the middle of live traffic (a latency
-    spike in every benchmark run). It costs ~65 MB of memory.
+    spike in every benchmark run).
     """
     return _resources().jieba
 
 
+class _CompactFreq:
+    """jieba's prefix dictionary (``Tokenizer.FREQ``: word -> frequency, and every
+    prefix of a word -> 0) in ~7 MB instead of ~65 MB, for jieba's own code.
+
+    The words of jieba's dict.txt are kept in one string per first character,
+    ``"\nword freq"`` per line in file order; a prefix is a ``"\n" + prefix`` found
+    in it, a word's frequency the last ``"\nword "`` line (a word listed twice
+    counts with its last frequency, as in jieba's ``gen_pfdict``). Words added
+    later (the domain dictionary, through ``Tokenizer.add_word``) go to a small
+    dict that is looked up first. jieba reads FREQ only with ``in``, ``[]`` and
+    ``get`` in the paths we call (accurate mode, HMM off)."""
+
+    __slots__ = ("_added", "_buckets")
+
+    def __init__(self, buckets: dict[str, str]) -> None:
+        self._buckets = buckets
+        self._added: dict[str, int] = {}
+
+    @classmethod
+    def read(cls, path: Path) -> tuple[_CompactFreq, int]:
+        """(the dictionary of a jieba dict.txt, the sum of its frequencies: jieba's total)."""
+        lines: dict[str, list[str]] = {}
+        total = 0
+        with path.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                try:
+                    word, freq = line.strip().split(" ")[:2]
+                    total += int(freq)
+                except ValueError:
+                    msg = f"invalid dictionary entry in {path} at line {lineno}"
+                    raise ValueError(msg) from None
+                lines.setdefault(word[0], []).append(f"\n{word} {freq}")
+        return cls({first: "".join(words) for first, words in lines.items()}), total
+
+    def _stored(self, word: str) -> int | None:
+        """The dict.txt frequency of `word`: 0 for a prefix of a word only, None if neither."""
+        bucket = self._buckets.get(word[:1])
+        if bucket is None:
+            return None
+        at = bucket.rfind(f"\n{word} ")
+        if at >= 0:
+            start = at + len(word) + 2
+            end = bucket.find("\n", start)
+            return int(bucket[start : end if end >= 0 else len(bucket)])
+        return 0 if bucket.find(f"\n{word}") >= 0 else None
+
+    def get(self, word: str, default: int | None = None) -> int | None:
+        added = self._added.get(word)
+        if added is not None:
+            return added
+        stored = self._stored(word)
+        return default if stored is None else stored
+
+    def __contains__(self, word: object) -> bool:
+        return isinstance(word, str) and self.get(word) is not None
+
+    def __getitem__(self, word: str) -> int:
+        freq = self.get(word)
+        if freq is None:
+            raise KeyError(word)
+        return freq
+
+    def __setitem__(self, word: str, freq: int) -> None:
+        self._added[word] = freq
+
+
+def _release_rjieba_default() -> None:
+    """Drop the default tokenizer rjieba builds at import (its module-level ``cut``,
+    ``has_word``, ...: a second copy of the dictionary, ~25 MB) and build it again
+    only if one of them is ever called. vocflow has its own (`new_tokenizer`)."""
+    default = getattr(rjieba, "_DEFAULT_JIEBA", None)
+    if default is None:
+        return
+    names = [n for n, v in vars(rjieba).items() if getattr(v, "__self__", None) is default]
+
+    def lazy(name: str) -> Callable[..., object]:
+        def call(*args: object, **kwargs: object) -> object:
+            if getattr(rjieba, "_DEFAULT_JIEBA", None) is None:
+                rjieba._DEFAULT_JIEBA = rjieba.Jieba()  # type: ignore[attr-defined]
+            return getattr(rjieba._DEFAULT_JIEBA, name)(*args, **kwargs)  # type: ignore[attr-defined]
+
+        return call
+
+    for name in names:
+        setattr(rjieba, name, lazy(name))
+    rjieba._DEFAULT_JIEBA = None  # type: ignore[attr-defined]
+
+
 def _load_jieba() -> jieba.Tokenizer:
-    jieba.setLogLevel(30)  # "Building prefix dict" at DEBUG to stderr
+    """jieba's Tokenizer (its cut, DAG and route code, unchanged) over `_CompactFreq`:
+    jieba's dictionary, then the domain dictionary as ``load_userdict`` adds it."""
     ref = jieba.Tokenizer()
-    ref.initialize()
+    freq, total = _CompactFreq.read(JIEBA_DICT_PATH)
+    ref.FREQ, ref.total, ref.initialized = freq, total, True
     ref.load_userdict(str(DOMAIN_DICT_PATH))
     return ref
 
@@ -196,14 +320,15 @@ def segment(text: str) -> list[str]:
 
 
 def _load() -> _Resources:
+    _release_rjieba_default()
     tk = new_tokenizer()
     ref = _load_jieba()
     domain = frozenset(_read_words(DOMAIN_DICT_PATH))
-    idf = _read_idf(BASE_IDF_PATH)
-    values = sorted(idf.values())
+    values = sorted(_read_idf(BASE_IDF_PATH).values())  # for a moment: the median
     default = values[len(values) // 2]
-    if IDF_OVERRIDES_PATH.exists():
-        idf.update(_read_idf(IDF_OVERRIDES_PATH))
+    del values
+    overrides = _read_idf(IDF_OVERRIDES_PATH) if IDF_OVERRIDES_PATH.exists() else {}
+    idf = WordTable(_idf_lines(BASE_IDF_PATH), overrides)
     return _Resources(
         tokenizer=tk,
         jieba=ref,

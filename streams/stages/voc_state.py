@@ -26,6 +26,7 @@ per few hundred records).
 from __future__ import annotations
 
 import heapq
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -75,7 +76,8 @@ class VocState:
         self.journal[ISSUE_PREFIX + key.encode()] = orjson.dumps(issue.to_json())
 
     def remember_routed(self, contact_id: str, department: str, at: datetime) -> None:
-        entry = (department, _ms(at))
+        # interned: a few department names, held once each, not once per contact
+        entry = (sys.intern(department), _ms(at))
         self.routed[contact_id] = entry
         heapq.heappush(self._routed_heap, (entry[1], contact_id))
         self.journal[ROUTED_PREFIX + contact_id.encode()] = orjson.dumps(
@@ -137,7 +139,7 @@ class VocState:
                 self.newest_ms = max(self.newest_ms, _ms(issue.at))
                 self._issue_heap.append((_ms(issue.at), name))
             else:
-                self.routed[name] = (body["department"], int(body["at_ms"]))
+                self.routed[name] = (sys.intern(body["department"]), int(body["at_ms"]))
                 self.newest_ms = max(self.newest_ms, int(body["at_ms"]))
                 self._routed_heap.append((int(body["at_ms"]), name))
         heapq.heapify(self._issue_heap)

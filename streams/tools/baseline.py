@@ -199,7 +199,7 @@ async def run(
         role="baseline",
         group_id=group,
         auto_offset_reset="earliest",
-        max_partition_fetch_bytes=kafka_clients.MAX_PARTITION_FETCH_BYTES,
+        max_partition_fetch_bytes=kafka_clients.LOOP_PARTITION_FETCH_BYTES,
     )
     producer = kafka_clients.aio_producer(settings, role="baseline", linger_ms=5)
     await consumer.start()

@@ -199,7 +199,7 @@ class TxLoop(Service, Generic[S]):
             group_instance_id=f"{self.settings.group_instance_id}-{self.stage}",
             isolation_level="read_committed",
             auto_offset_reset="earliest",
-            max_partition_fetch_bytes=kafka_clients.MAX_PARTITION_FETCH_BYTES,
+            max_partition_fetch_bytes=kafka_clients.LOOP_PARTITION_FETCH_BYTES,
             partition_assignment_strategy=(RangePartitionAssignor,),
             # A take-over restores state inside the rebalance callback; on a loaded
             # SASL_SSL cluster that took longer than aiokafka's 10 s default, the
@@ -332,7 +332,7 @@ class TxLoop(Service, Generic[S]):
             self.settings,
             role=f"{self.stage}-restore",
             isolation_level="read_committed",
-            max_partition_fetch_bytes=kafka_clients.MAX_PARTITION_FETCH_BYTES,
+            max_partition_fetch_bytes=kafka_clients.LOOP_PARTITION_FETCH_BYTES,
         )
         await reader.start()
         try:

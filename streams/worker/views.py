@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -94,17 +94,37 @@ class CompactedView:
             await self._consumer.stop()
 
 
-class ProfileStore(dict[str, CustomerProfile]):
+class ProfileStore(Mapping[str, CustomerProfile]):
     """customer_id -> latest profile; a tombstone (null value) deletes.
 
     Indexed by the id events carry after normalize: a CRM id that is a phone
     number or e-mail address is stored under its pseudonym (and the profile
-    carries the pseudonym), so the number never leaves enrichment."""
+    carries the pseudonym), so the number never leaves enrichment.
+
+    Every customer's profile is held, so each is kept as its validated JSON
+    (~150 bytes) and parsed again when a contact of that customer is enriched
+    (a couple of microseconds, for the ~20 % of events with text): as pydantic
+    models, 20,000 profiles took 23 MB, and an operator has millions."""
+
+    def __init__(self) -> None:
+        self._json: dict[str, bytes] = {}
+
+    def __getitem__(self, customer_id: str) -> CustomerProfile:
+        return CustomerProfile.model_validate_json(self._json[customer_id])
+
+    def __contains__(self, customer_id: object) -> bool:
+        return customer_id in self._json
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._json)
+
+    def __len__(self) -> int:
+        return len(self._json)
 
     def on_record(self, key: bytes | None, value: bytes | None, _h: dict, offset: int) -> None:
         if value is None:
             if key is not None:
-                self.pop(safe_id(key.decode("utf-8", "replace")), None)
+                self._json.pop(safe_id(key.decode("utf-8", "replace")), None)
             return
         try:
             profile = CustomerProfile.model_validate_json(value)
@@ -120,7 +140,7 @@ class ProfileStore(dict[str, CustomerProfile]):
         cid = safe_id(profile.customer_id)
         if cid != profile.customer_id:
             profile = profile.model_copy(update={"customer_id": cid})
-        self[cid] = profile
+        self._json[cid] = profile.model_dump_json(exclude_defaults=True).encode()
 
 
 class RulesHolder:

@@ -97,3 +97,12 @@ def test_normalize_replaces_personal_ids_before_anything_downstream() -> None:
     dumped = event.model_dump_json()
     for secret in ("13900139000", "13800138000", "agent7"):
         assert secret not in dumped
+
+
+def test_an_id_used_once_gets_the_same_answer_and_is_not_remembered() -> None:
+
+    for raw in ("13812345678", "evt-13812345678-1", "bench-00000001-7"):
+        pseudonyms._SAFE_IDS.pop(raw, None)
+        once = safe_id(raw, remember=False)
+        assert raw not in pseudonyms._SAFE_IDS
+        assert once == safe_id(raw) and raw in pseudonyms._SAFE_IDS

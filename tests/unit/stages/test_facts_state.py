@@ -5,7 +5,13 @@ from __future__ import annotations
 import orjson
 
 from vocflow.streams.kpi.models import HOUR_MS, ContactFact
-from vocflow.streams.stages.facts_state import EVICT_EVERY_MS, FactsState
+from vocflow.streams.stages.facts_state import (
+    COLD_AFTER_MS,
+    EVICT_EVERY_MS,
+    FactsState,
+    freeze,
+    thaw,
+)
 
 T0 = 1_795_392_000_000  # 2026-11-23 00:00 +08:00
 
@@ -71,6 +77,64 @@ def test_a_fact_active_again_is_evicted_by_its_latest_activity_only() -> None:
     assert state.take_journal() == [(b"b", None)]
     for n in range(3000):  # one busy contact written again and again
         state.put(fact("a", T0 + HOUR_MS + n, version=3 + n))
-    assert len(state._heap) <= 4 * len(state.facts) + 1024
+    assert len(state._heap) <= 2 * len(state.facts) + 1024
     state.observe(T0 + 3 * HOUR_MS + 2 * EVICT_EVERY_MS)
     assert state.facts == {} and state.evicted == 2
+
+
+def test_idle_facts_are_held_cold_and_come_back_equal() -> None:
+    state = FactsState(ttl_ms=72 * HOUR_MS)
+    a = fact("a", T0)
+    a.surveys = ((T0 + 5, "a-9", 5, 9, None),)
+    a.seen = ("a-1", "a-9")
+    a.sentiment = -0.4375
+    a.answered = (T0 + 2, "a-3", 1234)
+    state.put(a)
+    state.observe(T0)
+    assert state.facts["a"] is a  # recent: an object
+    state.put(fact("b", T0 + COLD_AFTER_MS + EVICT_EVERY_MS))
+    state.observe(T0 + COLD_AFTER_MS + EVICT_EVERY_MS)
+    cold = state.facts["a"]
+    assert isinstance(cold, bytes) and len(cold) < 200
+    assert state.get("a") == a and thaw(freeze(a, T0 + 5)) == a
+    assert isinstance(state.facts["b"], ContactFact)
+    restored = FactsState(ttl_ms=72 * HOUR_MS)
+    restored.restore(state.take_journal())
+    assert restored.get("a") == a and isinstance(restored.facts["a"], bytes)
+    # the TTL still applies to a cold fact
+    state.observe(T0 + 72 * HOUR_MS + EVICT_EVERY_MS + 1)
+    assert "a" not in state.facts and "b" in state.facts and state.evicted == 1
+
+
+def test_a_cold_fact_written_again_is_warm_again() -> None:
+    state = FactsState(ttl_ms=72 * HOUR_MS)
+    state.put(fact("a", T0))
+    state.observe(T0 + COLD_AFTER_MS + EVICT_EVERY_MS)
+    assert isinstance(state.facts["a"], bytes)
+    later = state.get("a")
+    assert later is not None
+    later.version = 2
+    later.ended = (T0 + COLD_AFTER_MS + EVICT_EVERY_MS, "a-2", 10)
+    state.put(later)
+    state.observe(T0 + COLD_AFTER_MS + 2 * EVICT_EVERY_MS)
+    assert state.facts["a"] is later
+    state.observe(T0 + 2 * COLD_AFTER_MS + 3 * EVICT_EVERY_MS)
+    assert state.get("a") == later and isinstance(state.facts["a"], bytes)
+
+
+def test_every_fact_of_a_simulated_day_survives_the_cold_form() -> None:
+    from vocflow.schemas import ContactEvent
+    from vocflow.streams.kpi.fold import fold
+    from vocflow.streams.tools.simulator import SimConfig, simulate
+
+    facts: dict[str, ContactFact] = {}
+    for rec in simulate(SimConfig(seed=5, contacts_per_day=1500)):
+        if rec.kind == "contact":
+            e = ContactEvent.model_validate(rec.value)
+            new = fold(facts.get(e.contact_id), e)
+            if new is not None:
+                facts[e.contact_id] = new
+    assert len(facts) >= 1500
+    for f in facts.values():
+        assert f.last_activity_ms is not None
+        assert thaw(freeze(f, f.last_activity_ms)) == f

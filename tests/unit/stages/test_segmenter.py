@@ -19,6 +19,7 @@ import pytest
 from vocflow.streams.privacy.pii import mask_pii
 from vocflow.streams.stages.textanalysis import (
     DOMAIN_DICT_PATH,
+    _jieba,
     new_tokenizer,
     read_userdict,
     segment,
@@ -128,3 +129,25 @@ def test_the_domain_dictionary_is_read_as_jieba_reads_it(tmp_path: Path) -> None
         ("停机保号", None, None),
         ("VoLTE", 500, "eng"),
     ]
+
+
+def test_the_periodic_path_reads_jiebas_dictionary_as_jieba_does(
+    reference: jieba.Tokenizer,
+) -> None:
+    """The compact dictionary under jieba's code (textanalysis._CompactFreq) holds
+    jieba's total, words, prefixes (0) and domain words, and nothing else."""
+    ours = _jieba()
+    assert ours.total == reference.total
+    for word in [
+        "话费",
+        "携号转网",
+        "光猫",
+        "携号",
+        "啊",
+        "中华人民共和",
+        "中华人民共和国",
+        "龘龘龘",
+        "x",
+    ]:
+        assert ours.FREQ.get(word) == reference.FREQ.get(word), word
+        assert (word in ours.FREQ) == (word in reference.FREQ), word

@@ -48,3 +48,17 @@ def test_rules_hot_reload_valid_then_invalid_keeps_last_good(caplog) -> None:  #
     message = caplog.records[-1].getMessage()
     assert message.startswith("rules version rejected, keeping test-2: bad.yaml (config.rules@4):")
     assert "broken" in message
+
+
+def test_profiles_come_back_as_they_were_validated() -> None:
+    store = ProfileStore()
+    full = CustomerProfile(
+        customer_id="C2", tier="vip", city="杭州", region="浙江", tenure_months=30, products=["5G"]
+    )
+    bare = CustomerProfile(customer_id="C3")
+    for p in (full, bare):
+        store.on_record(p.customer_id.encode(), p.model_dump_json().encode(), {}, 0)
+    assert store["C2"] == full
+    assert store.get("C3") == bare
+    assert store.get("C4") is None
+    assert sorted(store) == ["C2", "C3"] and len(store) == 2

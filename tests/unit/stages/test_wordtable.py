@@ -1,0 +1,53 @@
+"""WordTable answers as the dict it replaces: same floats, last line wins, overrides win."""
+
+from __future__ import annotations
+
+import pytest
+
+from vocflow.streams.stages.sentiment import (
+    CONTACT_LEXICON_PATH,
+    GENERAL_LEXICON_PATH,
+    _get_model,
+    _score_lines,
+)
+from vocflow.streams.stages.textanalysis import BASE_IDF_PATH, _read_idf, _resources
+from vocflow.streams.stages.wordtable import CACHE_MAX, WordTable
+
+
+def test_lookups_equal_the_dict_built_line_by_line() -> None:
+    pairs = [("宽带", "7.5"), ("断网", "-1e-3"), ("宽带", "8.25"), ("a b", "0"), ("", "2")]
+    table = WordTable(pairs, overrides={"投诉": 1.5, "断网": 3.0})
+    want = {w: float(v) for w, v in pairs} | {"投诉": 1.5, "断网": 3.0}
+    for word, value in want.items():
+        assert table.get(word) == value and table[word] == value and word in table
+    for missing in ["宽", "带", "宽带x", "x", "\n宽带", "宽带\t8.25"]:
+        assert table.get(missing) is None and missing not in table
+        assert table.get(missing, 0.5) == 0.5
+        with pytest.raises(KeyError):
+            table[missing]
+    assert sorted(table) == sorted(want) and len(table) == len(want) and table
+
+
+def test_the_cache_stays_bounded_and_answers_stay_right() -> None:
+    table = WordTable((f"w{i}", str(i)) for i in range(CACHE_MAX + 10))
+    for i in range(CACHE_MAX + 10):
+        assert table.get(f"w{i}") == float(i)
+    assert len(table._cache) <= CACHE_MAX
+
+
+def test_a_bad_number_fails_when_the_table_is_built() -> None:
+    with pytest.raises(ValueError):
+        WordTable([("宽带", "high")])
+
+
+def test_the_shipped_tables_hold_what_the_files_say() -> None:
+    idf = _read_idf(BASE_IDF_PATH)
+    idf_table = _resources().idf
+    for word in list(idf)[::997]:
+        assert idf_table.get(word) == idf[word]
+    lexicon: dict[str, float] = {}
+    for path in (GENERAL_LEXICON_PATH, CONTACT_LEXICON_PATH):
+        lexicon.update((w, float(v)) for w, v in _score_lines(path))
+    table = _get_model().lexicon
+    for word in list(lexicon)[::97]:
+        assert table.get(word) == lexicon[word]
