@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import orjson
+
 from vocflow.streams.kpi.kpis import (
     COMPLAINT_DEPARTMENTS,
     CSAT_SATISFIED_MIN,
@@ -149,3 +151,44 @@ def delta(
             for i, n in enumerate(counts):
                 cell[i] -= n
     return sorted((k, v) for k, v in out.items() if any(v))
+
+
+class LatestFacts:
+    """The facts one batch changed, as one contacts.facts message per contact: its
+    latest version, carrying the KPI delta from the version it had before the batch.
+
+    Why: a contact's events come close together (about five per contact), and
+    every reader of contacts.facts keeps only the latest version (`contact_facts`
+    replaces by version), so each intermediate version cost a produce, the sink's
+    decode, its KPI accounting and its insert, and was then thrown away. Nothing
+    of the KPIs is lost: deltas telescope, ``delta(a, c)`` is the sum of
+    ``delta(a, b)`` and ``delta(b, c)`` cell by cell, and all-zero cells are
+    dropped either way.
+    """
+
+    def __init__(self, targets: Targets = DEFAULT_TARGETS) -> None:
+        self.targets = targets
+        # contact -> (its fact before the batch, its latest), in order of first change
+        self._changed: dict[str, tuple[ContactFact | None, ContactFact]] = {}
+
+    def add(self, previous: ContactFact | None, updated: ContactFact) -> None:
+        """`updated` replaced `previous` as the contact's fact."""
+        first = self._changed.get(updated.contact_id)
+        self._changed[updated.contact_id] = (previous if first is None else first[0], updated)
+
+    def __len__(self) -> int:
+        return len(self._changed)
+
+    def take(self) -> list[tuple[bytes, bytes]]:
+        """(key, value) of each contact's message, and forget them: the fact as JSON
+        (`ContactFact.to_dict`) plus ``kpi_deltas``: [[minute, queue, channel,
+        department, counters], ...]."""
+        out = []
+        for cid, (previous, updated) in self._changed.items():
+            message = updated.to_dict()
+            message["kpi_deltas"] = [
+                [*key, counters] for key, counters in delta(previous, updated, self.targets)
+            ]
+            out.append((cid.encode(), orjson.dumps(message)))
+        self._changed.clear()
+        return out

@@ -40,7 +40,7 @@ from vocflow.streams.core import topics as T
 from vocflow.streams.core.admin import ensure_topics
 from vocflow.streams.core.settings import Settings, load_settings
 from vocflow.streams.kpi.config import fold_config, kpi_targets
-from vocflow.streams.kpi.contributions import delta as kpi_delta
+from vocflow.streams.kpi.contributions import LatestFacts
 from vocflow.streams.kpi.fold import annotate, fold
 from vocflow.streams.kpi.models import HOUR_MS, ContactFact
 from vocflow.streams.privacy import pseudonyms
@@ -80,7 +80,7 @@ class Stages:
         self.max_bytes = settings.max_event_bytes
         self.window = timedelta(hours=settings.repeat_window_hours)
         self.fold_config = fold_config(settings)
-        self.targets = kpi_targets(settings)
+        self.latest_facts = LatestFacts(kpi_targets(settings))
         self.voc_state = VocState(self.window)
         self.facts = FactsState(round(settings.facts_ttl_hours * HOUR_MS))
         self.events_topic = out.name(T.EVENTS)
@@ -92,7 +92,8 @@ class Stages:
         self.counts: Counter[str] = Counter()
 
     def process(self, record: Any, now: datetime) -> list[tuple[str, bytes | None, bytes]]:
-        """(topic, key, value) of everything one raw record produces."""
+        """(topic, key, value) of what one raw record produces, its facts aside: those
+        come once a contact per batch (`facts_of_batch`)."""
         source = SourceRef.of(
             record.topic, record.partition, record.offset, record.key, record.timestamp
         )
@@ -159,12 +160,13 @@ class Stages:
             return
         self.facts.observe(last)
         self.facts.take_journal()
-        message = updated.to_dict()
-        message["kpi_deltas"] = [
-            [*key, counters] for key, counters in kpi_delta(previous, updated, self.targets)
-        ]
-        out.append((self.facts_topic, updated.contact_id.encode(), orjson.dumps(message)))
-        self.counts["facts"] += 1
+        self.latest_facts.add(previous, updated)
+
+    def facts_of_batch(self) -> list[tuple[str, bytes | None, bytes]]:
+        """The batch's contacts.facts messages, one a contact, as the facts loop sends."""
+        facts = [(self.facts_topic, k, v) for k, v in self.latest_facts.take()]
+        self.counts["facts"] += len(facts)
+        return facts
 
 
 async def run(
@@ -227,6 +229,7 @@ async def run(
                         for topic, key, value in stages.process(record, now)
                     )
                 consumed += len(records)
+            out.extend((topic, key, value, None) for topic, key, value in stages.facts_of_batch())
             # One record batch a topic partition, as the worker's loops send.
             await asyncio.gather(*await kafka_clients.send_batched(producer, out))
             await consumer.commit()

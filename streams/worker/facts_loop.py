@@ -1,6 +1,7 @@
 """The facts stage, exactly once: contacts.events + contacts.routed -> one fact
-per contact -> contacts.facts (on change, with the KPI deltas of each new
-version), on the transactional loop (`worker/txloop.py`).
+per contact -> contacts.facts, on the transactional loop (`worker/txloop.py`).
+A batch sends each contact it changed once: the latest version, with the KPI
+deltas since the version before the batch (`kpi.contributions.LatestFacts`).
 
 Both inputs are keyed by contact_id with the same partition count, so a
 contact's events and its routing decision meet in the same partition's state
@@ -13,14 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiokafka import TopicPartition
 
 from vocflow.schemas import ContactEvent, RoutingEnvelope
 from vocflow.sinks.prometheus import metrics
 from vocflow.streams.core import topics as T
 from vocflow.streams.kpi.config import fold_config, kpi_targets
-from vocflow.streams.kpi.contributions import delta as kpi_delta
+from vocflow.streams.kpi.contributions import LatestFacts
 from vocflow.streams.kpi.fold import annotate, fold
 from vocflow.streams.kpi.models import HOUR_MS, ContactFact
 from vocflow.streams.stages.facts_state import FactsState
@@ -83,7 +83,7 @@ class FactsLoop(TxLoop[FactsState]):
     async def process(self, state: FactsState, tp: TopicPartition, records: list[Any]) -> Batch:
         batch = Batch()
         rejected: list[str] = []
-        emitted = 0
+        latest = LatestFacts(self.targets)
         evicted_before = state.evicted
         for record in records:
             try:
@@ -102,14 +102,9 @@ class FactsLoop(TxLoop[FactsState]):
             if last is None:
                 continue  # routed before any of its events folded: nothing to count yet
             state.observe(last)
-            message = updated.to_dict()
-            message["kpi_deltas"] = [
-                [*key, counters] for key, counters in kpi_delta(previous, updated, self.targets)
-            ]
-            batch.outputs.append(
-                Output(self.facts_topic, updated.contact_id.encode(), orjson.dumps(message))
-            )
-            emitted += 1
+            latest.add(previous, updated)
+        emitted = len(latest)
+        batch.outputs += [Output(self.facts_topic, k, v) for k, v in latest.take()]
         batch.changes = state.take_journal()
 
         def done() -> None:

@@ -5,6 +5,7 @@ a state restored from the changelog goes on as the original would."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -85,22 +86,21 @@ def transact(loop: FactsLoop, tp: TopicPartition, values: list[bytes], first: in
 
 def test_facts_carry_deltas_and_the_state_changes_commit_with_them() -> None:
     loop, producer = make_loop()
+    transact(loop, EVENTS, [event(1, "new", "offered", 20)])
     transact(loop, EVENTS, [
-        event(1, "new", "offered", 20),
         event(2, "new", "answered", 20, 12, payload={"wait_seconds": 12.0}),
         event(2, "new", "answered", 20, 12, payload={"wait_seconds": 12.0}),  # duplicate
-    ])  # fmt: skip
-    ((sent, offsets),) = producer.committed
+    ], first=1)  # fmt: skip
+    sent, offsets = producer.committed[1]
     assert offsets == {EVENTS: 3, "group": "factstest-facts"}
     assert [(t, k) for t, k, _ in sent] == [
         ("factstest.contacts.facts", b"new"),
-        ("factstest.contacts.facts", b"new"),
         ("factstest.contacts.facts-state", b"new"),  # one change per contact and batch
     ]
-    facts = [orjson.loads(v) for _, _, v in sent[:2]]  # type: ignore[arg-type]
-    assert [f["version"] for f in facts] == [1, 2]
-    assert orjson.loads(sent[2][2])["version"] == 2  # type: ignore[arg-type]
-    ((minute, queue, channel, department, counters),) = facts[1]["kpi_deltas"]
+    fact = orjson.loads(sent[0][2])  # type: ignore[arg-type]
+    assert fact["version"] == 2
+    assert orjson.loads(sent[1][2])["version"] == 2  # type: ignore[arg-type]
+    ((minute, queue, channel, department, counters),) = fact["kpi_deltas"]
     assert minute == 1_795_136_400_000  # 2026-11-20 09:00 +08:00
     assert (queue, channel, department) == ("voice.billing", "phone", "")
     # offered -> answered: the contact was already offered; the answer adds SL and ASA.
@@ -110,6 +110,47 @@ def test_facts_carry_deltas_and_the_state_changes_commit_with_them() -> None:
         "answered": 1,
         "wait_ms": 12_000,
     }
+
+
+def _cells(message: dict[str, Any]) -> Counter[tuple[Any, ...]]:
+    """A fact message's KPI deltas as (minute, queue, channel, department, counter) -> n."""
+    out: Counter[tuple[Any, ...]] = Counter()
+    for *key, counters in message["kpi_deltas"]:
+        for name, n in zip(COUNTERS, counters, strict=True):
+            out[(*key, name)] += n
+    return out
+
+
+def test_a_batch_sends_each_contact_once_with_the_deltas_of_all_its_changes() -> None:
+    values = [
+        event(1, "a", "offered", 20),
+        event(2, "b", "offered", 20, 5),
+        event(3, "a", "answered", 20, 12, payload={"wait_seconds": 12.0}),
+        event(4, "a", "ended", 20, 50, payload={"talk_seconds": 38.0}),
+    ]
+    one, in_one = make_loop()
+    transact(one, EVENTS, values)
+    ((sent, _),) = in_one.committed
+    facts = [orjson.loads(v) for t, _, v in sent if t.endswith("contacts.facts")]  # type: ignore[arg-type]
+    assert [(f["contact_id"], f["version"]) for f in facts] == [("a", 3), ("b", 1)]
+    # The oracle: the same records one a batch, every version sent, deltas summed.
+    each, in_each = make_loop()
+    for n, value in enumerate(values):
+        transact(each, EVENTS, [value], first=n)
+    versions = [
+        orjson.loads(v)  # type: ignore[arg-type]
+        for batch, _ in in_each.committed
+        for t, k, v in batch
+        if t.endswith("contacts.facts") and k == b"a"
+    ]
+    assert [f["version"] for f in versions] == [1, 2, 3]
+    summed: Counter[tuple[Any, ...]] = Counter()
+    for f in versions:
+        summed.update(_cells(f))  # update adds, negative counts too
+    nonzero = {k: n for k, n in summed.items() if n}
+    assert {k: n for k, n in _cells(facts[0]).items() if n} == nonzero
+    assert len(nonzero) >= 4  # offered, answered, SL, handle time: not a vacuous match
+    assert facts[0] | {"kpi_deltas": None} == versions[-1] | {"kpi_deltas": None}
 
 
 def test_the_routing_decision_annotates_the_fact_of_the_same_partition() -> None:

@@ -53,10 +53,20 @@ def test_baseline_stages_produce_what_the_worker_produces(tmp_path: Path) -> Non
     stages = Stages(settings, out, rules)
     work = spool(tmp_path / "w.bin", 400, seed=9)
     topics: Counter[str] = Counter()
+    facts_of: list[set[bytes]] = []  # contacts with a fact message, per batch
     for offset, raw in enumerate(work.records()):
         record = Record("contacts.raw", 0, offset, raw.key, raw.value, 0)
         for topic, _key, _value in stages.process(record, _now()):
             topics[topic] += 1
+        if offset % 100 == 99:  # the end of a getmany batch
+            keys = [key for _t, key, _v in stages.facts_of_batch()]
+            assert len(keys) == len(set(keys)) > 0  # one message a contact and batch
+            facts_of.append(set(keys))
+            topics["b.contacts.facts"] += len(keys)
+    assert len(facts_of) == 4
+    assert set().union(*facts_of) == {
+        raw.key for raw in work.records() if raw.valid
+    }  # every contact's latest fact is sent
     depts = {out.name(T.department_spec(d)) for d in rules.departments}
     assert stages.counts["events"] == topics["b.contacts.events"] == work.valid
     assert stages.counts["dlq"] == topics["b.contacts.dlq"] == work.events - work.valid
