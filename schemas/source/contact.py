@@ -142,11 +142,10 @@ class ContactEvent(StrictModel):
         if required is None:
             return self
         all_of, one_of = required
-        present = {
-            name
-            for name, value in (self.payload or Payload()).model_dump().items()
-            if value is not None
-        }
+        # Only the fields the rule names: each event type's check reads one to three
+        # attributes (a model_dump of the whole payload was ~2 % of the worker's CPU).
+        payload = self.payload
+        present = {name for name in all_of | one_of if getattr(payload, name, None) is not None}
         missing = sorted(all_of - present)
         if missing:
             raise ValueError(
