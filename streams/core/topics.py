@@ -55,7 +55,7 @@ VOC_STATE = TopicSpec(
 )
 FACTS = TopicSpec(
     "contacts.facts",
-    "Folded contact facts, one version per material change.",
+    "Folded contact facts: the latest version of each contact a transaction changed.",
     "contact_id",
     "ContactFact JSON (streams/kpi/models.py)",
 )
