@@ -1,4 +1,5 @@
-"""WordTable answers as the dict it replaces: same floats, last line wins, overrides win."""
+"""WordTable answers as the dict it replaces: same floats, last line wins, overrides
+win. HashedIndex finds the rows a dict of word -> row would."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import pytest
 from vocflow.streams.stages.sentiment import (
     CONTACT_LEXICON_PATH,
     GENERAL_LEXICON_PATH,
+    MODEL_WEIGHTS_PATH,
     _get_model,
     _score_lines,
+    model_features,
+    model_logit,
 )
 from vocflow.streams.stages.textanalysis import BASE_IDF_PATH, _read_idf, _resources
-from vocflow.streams.stages.wordtable import CACHE_MAX, WordTable
+from vocflow.streams.stages.wordtable import CACHE_MAX, HashedIndex, WordTable
 
 
 def test_lookups_equal_the_dict_built_line_by_line() -> None:
@@ -51,3 +55,29 @@ def test_the_shipped_tables_hold_what_the_files_say() -> None:
     table = _get_model().lexicon
     for word in list(lexicon)[::97]:
         assert table.get(word) == lexicon[word]
+
+
+def test_hashed_index_finds_the_rows_of_known_words_and_the_last_of_a_repeated_one() -> None:
+    words = ["宽带", "断网", "b:00|后", "", "宽带", "x"]
+    index = HashedIndex(iter(words))  # read once, as the loader streams a file
+    assert len(index) == 5
+    asked = ["x", "宽", "宽带", "", "宽带x", "断网", "b:00|后 "]
+    assert index.rows(asked).tolist() == [5, 4, 3, 1]  # in the order asked
+    assert index.rows(set()).tolist() == [] and index.rows({"y"}).tolist() == []
+    assert HashedIndex([]).rows(["宽带"]).tolist() == []
+    assert index.rows(["宽带"]).dtype.name == "int32"
+
+
+def test_the_shipped_sentiment_weights_are_the_files_and_the_logit_their_sum() -> None:
+    special = {"__bias__", "__rule__"}
+    weights = {w: float(v) for w, v in _score_lines(MODEL_WEIGHTS_PATH, sep="\t")}
+    model = _get_model()
+    assert model.bias == weights["__bias__"] and model.rule_weight == weights["__rule__"]
+    assert len(model.features) == len(weights) - len(special) == 110_893
+    for word in [w for w in weights if w not in special][::89]:
+        assert model.weights[model.features.rows([word])].tolist() == [weights[word]]
+    tokens = ["宽带", "又", "断网", "了", "，", "客服", "态度", "很", "差"]
+    feats = model_features(tokens)
+    known = [weights[f] for f in feats if f in weights]
+    z, hits = model_logit(tokens, feats)
+    assert hits == len(known) > 0 and z == pytest.approx(sum(known), abs=1e-12)
