@@ -136,10 +136,15 @@ class HashedIndex:
 
     def rows(self, words: Collection[str]) -> np.ndarray:
         """The rows of those of `words` the index knows (int32, in `words`' order)."""
+        at = self.positions(words)
+        return at[at >= 0]
+
+    def positions(self, words: Collection[str]) -> np.ndarray:
+        """The row of each of `words`, -1 for a word the index does not know (int32)."""
         n = self._hashes.size
         if not n or not words:
-            return np.empty(0, np.int32)
+            return np.full(len(words), -1, np.int32)
         wanted = np.fromiter(map(hash, words), np.int64, len(words))
         at = np.searchsorted(self._hashes, wanted)
         np.minimum(at, n - 1, out=at)
-        return self._rows[at[self._hashes[at] == wanted]]
+        return np.where(self._hashes[at] == wanted, self._rows[at], np.int32(-1))

@@ -119,6 +119,12 @@ def test_weight_file_errors(tmp_path: Path) -> None:
 
 def test_own_weights_decide() -> None:
     shipped = load_weights(WEIGHTS_PATH)
+    lines = [ln.split("\t") for ln in WEIGHTS_PATH.read_text("utf-8").splitlines()]
+    rows = [p for p in lines if len(p) == 4 and not p[0].startswith("#")]
+    assert len(shipped.features) == len(rows) == shipped.matrix.shape[0]
+    for name, *w in rows[::53]:
+        assert shipped.of(name) == tuple(float(x) for x in w)
+    assert shipped.of("no such feature") is None
     assert shipped.thresholds == thresholds()
     assert classify_tokens([tokenize("满意")], model=shipped) == [classify("满意")]
 

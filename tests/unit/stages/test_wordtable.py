@@ -63,6 +63,8 @@ def test_hashed_index_finds_the_rows_of_known_words_and_the_last_of_a_repeated_o
     assert len(index) == 5
     asked = ["x", "宽", "宽带", "", "宽带x", "断网", "b:00|后 "]
     assert index.rows(asked).tolist() == [5, 4, 3, 1]  # in the order asked
+    assert index.positions(asked).tolist() == [5, -1, 4, 3, -1, 1, -1]
+    assert HashedIndex([]).positions(["宽带", "x"]).tolist() == [-1, -1]
     assert index.rows(set()).tolist() == [] and index.rows({"y"}).tolist() == []
     assert HashedIndex([]).rows(["宽带"]).tolist() == []
     assert index.rows(["宽带"]).dtype.name == "int32"

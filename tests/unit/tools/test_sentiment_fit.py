@@ -108,7 +108,7 @@ def test_fit_is_deterministic_and_writes_a_loadable_file(tmp_path: Path) -> None
         ra["thresholds"]["pos"],
         ra["thresholds"]["neg"],
     )
-    assert "d:review" in weights.weights and "__bias__" in weights.weights
+    assert weights.of("d:review") is not None and weights.of("__bias__") is not None
     # the fitted file drives prediction when passed in
     got = classify_tokens([tokenize("太差了，我要投诉")], model=weights)[0]
     assert got.label == "negative"
