@@ -55,9 +55,9 @@ MAX_FETCH_BYTES = 64 * 1024 * 1024
 # broker returns the first record batch of the first non-empty partition
 # whatever its size, and leaves out an incomplete one elsewhere (fetched again,
 # not an error; checked with 3 MiB records in three of six partitions).
-# 256 KiB still brings a whole batch (500 records of ~400 bytes) a partition, and
-# took 19 MB off the peak of a worker without ClickHouse over a simulated day
-# (305 -> 286 MiB; 1 MiB a partition: fetched bytes were 17-30 MB of its heap).
+# 256 KiB (smaller fetches, more of them; CPU did not rise, A B B A in
+# docs/benchmarks.md) took 19 MB off the peak of a worker without ClickHouse over
+# a simulated day (305 -> 286 MiB; at 1 MiB fetched bytes were 17-30 MB of its heap).
 LOOP_PARTITION_FETCH_BYTES = 256 * 1024
 
 

@@ -230,7 +230,7 @@ def _load() -> _Model:
     """The lexicon as a `WordTable` (~1 MB instead of ~6 MB of dict; a later line
     wins, so the contact lexicon overrides the general one). The model's 110,000
     weights as a `HashedIndex` and an array (~2 MB instead of a ~15 MB dict): a
-    text's ~100 features are looked up at once, most of them unknown to the model."""
+    text's ~150 features are looked up at once, most of them unknown to the model."""
     lexicon = WordTable(
         itertools.chain(_score_lines(GENERAL_LEXICON_PATH), _score_lines(CONTACT_LEXICON_PATH))
     )

@@ -26,7 +26,7 @@ and score therefore never disagree.
 
 Runtime: a batch of token lists (:func:`classify_tokens`); the weight file is a
 small TSV (``feature<TAB>w_negative<TAB>w_neutral<TAB>w_positive``), held as a
-`HashedIndex` and a numpy matrix (~0.5 MB instead of ~6 MB of dict and tuples).
+`HashedIndex` and a numpy matrix (~1 MB instead of ~6 MB of dict and tuples).
 No fitting library is imported here: the worker must stay small and fast.
 """
 
@@ -254,8 +254,6 @@ def load_weights(path: Path = WEIGHTS_PATH) -> Weights:
                 found[parts[0]] = float(parts[1])
             elif len(parts) == 4:
                 values.extend((float(parts[1]), float(parts[2]), float(parts[3])))
-                if parts[0] == BIAS:
-                    found[BIAS] = 1.0
                 yield parts[0]
             else:
                 raise ValueError(f"{path}:{lineno}: expected feature and 3 weights")
@@ -263,7 +261,7 @@ def load_weights(path: Path = WEIGHTS_PATH) -> Weights:
     with path.open(encoding="utf-8") as f:
         index = HashedIndex(features(f))
     pos, neg = found.get("__threshold_pos__"), found.get("__threshold_neg__")
-    if pos is None or neg is None or BIAS not in found:
+    if pos is None or neg is None or not index.rows([BIAS]).size:
         raise ValueError(f"{path}: thresholds or bias missing")
     matrix = np.frombuffer(values, np.float64).reshape(-1, 3)
     return Weights(index, matrix, Thresholds(pos, neg))
